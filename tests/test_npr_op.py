@@ -1,0 +1,254 @@
+"""The npr_cuda::npr and npr_cuda::npr_backward ops: values, layouts, autograd, torch.compile,
+TorchScript and bad input, on every device present."""
+
+import pytest
+import torch
+from conftest import (
+    DEVICES,
+    DTYPES,
+    assert_bitwise_equal,
+    assert_equal_values,
+    make_input,
+    official_expected,
+    official_gradient,
+    on_poisoned_memory,
+    randn,
+)
+
+import npr_cuda
+from npr_cuda import npr, npr_backward
+from npr_cuda.reference import npr_reference, official_npr
+
+# (H, W): even, odd, and the degenerate 1-wide cases.
+SIZES = [(6, 8), (5, 7), (1, 1), (1, 6), (7, 1), (2, 2), (4, 3)]
+BATCH = {2: (), 3: (3,), 4: (2, 3), 5: (2, 3, 2)}
+LAYOUTS = ["contiguous", "channels_last", "sliced", "transposed", "expanded"]
+
+
+def shape_of(rank, size):
+    return (*BATCH[rank], *size)
+
+
+def skip_unsupported(rank, layout):
+    if layout == "channels_last" and rank not in (4, 5):
+        pytest.skip("channels_last exists for 4-D and 5-D tensors only")
+    if layout == "expanded" and rank == 2:
+        pytest.skip("a 2-D tensor has no batch dimension to expand")
+
+
+# ---------------------------------------------------------------------------------- forward
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rank", [2, 3, 4, 5])
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_forward_matches_official_bitwise(device, dtype, rank, size, layout, gen):
+    skip_unsupported(rank, layout)
+    x = make_input(shape_of(rank, size), dtype, device, layout, gen)
+    expected = official_expected(x)
+    assert_bitwise_equal(on_poisoned_memory(npr, x), expected)
+    assert_bitwise_equal(npr_reference(x), expected)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_forward_on_a_detector_sized_batch(device, dtype, layout, gen):
+    """Large enough for several CPU threads and many CUDA blocks, vectorised paths included."""
+    x = make_input((4, 3, 66, 224), dtype, device, layout, gen)
+    assert_bitwise_equal(on_poisoned_memory(npr, x), official_npr(x))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_forward_unaligned_storage_offset(device, dtype, gen):
+    """A view one element into its storage: rows not 16-byte aligned (the scalar CUDA path)."""
+    base = randn((2 * 3 * 8 * 16 + 1,), dtype, device, gen)
+    x = base[1:].view(2, 3, 8, 16)
+    assert_bitwise_equal(on_poisoned_memory(npr, x), official_npr(x))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("rank,layout,fmt", [
+    (4, "contiguous", torch.contiguous_format),
+    (4, "channels_last", torch.channels_last),
+    (5, "channels_last", torch.channels_last_3d),
+    (4, "transposed", torch.contiguous_format),
+])
+def test_output_memory_format(device, rank, layout, fmt, gen):
+    x = make_input(shape_of(rank, (6, 8)), torch.float32, device, layout, gen)
+    for out in (npr(x), npr_backward(x)):
+        assert out.is_contiguous(memory_format=fmt)
+        assert out.shape == x.shape and out.dtype == x.dtype and out.device == x.device
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+def test_nan_and_inf_propagate_like_the_reference(device, dtype, gen):
+    x = make_input((2, 3, 6, 8), dtype, device, "contiguous", gen)
+    special = torch.tensor([float("nan"), float("inf"), -float("inf")], dtype=dtype)
+    where = torch.randint(0, x.numel(), (40,), generator=gen)
+    x.view(-1)[where] = special[torch.arange(40) % 3].to(device)
+    x[..., 0, 0] = float("inf")  # an anchor: its whole block becomes NaN or -inf
+    x[..., 2, 2] = float("nan")
+    out = npr(x)
+    assert out.isnan().any() and out.isinf().any()
+    assert_bitwise_equal(out, official_npr(x))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("shape", [(0, 3, 4, 4), (2, 0, 4, 4), (2, 3, 0, 4), (2, 3, 4, 0), (0, 0)])
+def test_zero_size_gives_empty_result(device, shape):
+    x = torch.empty(shape, device=device)
+    for op in (npr, npr_backward):
+        out = op(x)
+        assert out.shape == x.shape and out.numel() == 0
+
+
+@pytest.mark.parametrize("layout,copies", [
+    ("contiguous", False),
+    ("channels_last", False),
+    ("transposed", True),
+])
+def test_input_read_in_place(layout, copies, gen):
+    """NCHW-contiguous and channels_last inputs are read where they are; other strides are
+    copied first (which the profiler sees as an aten::copy_)."""
+    x = make_input((2, 3, 8, 8), torch.float32, "cpu", layout, gen)
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CPU]) as prof:
+        npr(x)
+    names = {event.name for event in prof.events()}
+    assert ("aten::copy_" in names) == copies, sorted(names)
+
+
+def test_poisoning_reaches_the_output(gen):
+    """on_poisoned_memory() only tests something if the freed NaN block becomes the output."""
+    for layout in ("contiguous", "channels_last"):
+        x = make_input((2, 3, 6, 8), torch.float32, "cpu", layout, gen)
+        assert on_poisoned_memory(torch.empty_like, x).isnan().all()
+
+
+def test_reference_equals_official_on_even_sizes(gen):
+    x = make_input((2, 3, 8, 10), torch.float32, "cpu", "contiguous", gen)
+    assert_bitwise_equal(npr_reference(x), official_npr(x))
+
+
+# --------------------------------------------------------------------------------- backward
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("rank", [2, 4, 5])
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_backward_matches_official_autograd(device, dtype, rank, size, layout, gen):
+    skip_unsupported(rank, layout)
+    grad = make_input(shape_of(rank, size), dtype, device, layout, gen)
+    expected = official_gradient(torch.zeros_like(grad), grad)
+    assert_equal_values(on_poisoned_memory(npr_backward, grad), expected)
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_autograd_uses_npr_backward(device, dtype, layout, gen):
+    x = make_input((2, 3, 7, 10), dtype, device, layout, gen).requires_grad_(True)
+    grad = make_input((2, 3, 7, 10), dtype, device, layout, gen)
+    npr(x).backward(grad)
+    assert_bitwise_equal(x.grad, npr_backward(grad))
+    assert_equal_values(x.grad, official_gradient(x, grad))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("size", [(4, 6), (5, 3)])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "sliced"])
+def test_gradcheck_and_gradgradcheck(device, size, layout, gen):
+    x = make_input((2, 3, *size), torch.float64, device, layout, gen).requires_grad_(True)
+    assert torch.autograd.gradcheck(npr, (x,))
+    assert torch.autograd.gradgradcheck(npr, (x,))
+    assert torch.autograd.gradcheck(npr_backward, (x,))
+
+
+# ------------------------------------------------------------------ torch.library and compile
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("op", ["npr", "npr_backward"])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last", "transposed"])
+@pytest.mark.parametrize("requires_grad", [False, True])
+def test_opcheck(device, op, layout, requires_grad, gen):
+    x = make_input((2, 3, 6, 5), torch.float32, device, layout, gen).requires_grad_(requires_grad)
+    torch.library.opcheck(getattr(torch.ops.npr_cuda, op).default, (x,))
+
+
+def scaled_npr(x):
+    return npr(x) * 2.0 / 3.0  # the detector's input
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dynamic", [False, True])
+def test_torch_compile_fullgraph(device, dynamic, gen):
+    torch._dynamo.reset()
+    compiled = torch.compile(scaled_npr, fullgraph=True, dynamic=dynamic)
+    for shape in [(2, 3, 8, 10), (1, 3, 12, 6)]:  # a second shape: recompiles or stays dynamic
+        x = make_input(shape, torch.float32, device, "contiguous", gen).requires_grad_(True)
+        out = compiled(x)
+        assert_bitwise_equal(out, scaled_npr(x))
+        out.sum().backward()
+        assert_bitwise_equal(x.grad, npr_backward(torch.full_like(x, 2.0 / 3.0)))
+    explanation = torch._dynamo.explain(scaled_npr)(x)
+    assert explanation.graph_break_count == 0 and explanation.graph_count == 1
+
+
+@pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
+def test_torchscript(gen):
+    @torch.jit.script
+    def scripted(x: torch.Tensor) -> torch.Tensor:
+        return npr(x) * 2.0 / 3.0
+
+    x = make_input((2, 3, 8, 10), torch.float32, "cpu", "contiguous", gen).requires_grad_(True)
+    assert "npr_cuda::npr(" in str(scripted.inlined_graph)
+    out = scripted(x)
+    assert_bitwise_equal(out, scaled_npr(x))
+    out.sum().backward()
+    assert_bitwise_equal(x.grad, npr_backward(torch.full_like(x, 2.0 / 3.0)))
+
+
+# ------------------------------------------------------------------------------- bad input
+
+
+@pytest.mark.parametrize("op", [npr, npr_backward])
+@pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8, torch.bool, torch.complex64])
+def test_rejects_non_floating_dtypes(op, dtype):
+    with pytest.raises(TypeError, match=r"npr\w*: expected a floating-point tensor \(float32, float64, float16 or bfloat16\), got dtype"):
+        op(torch.zeros(2, 4, 4, dtype=dtype))
+
+
+@pytest.mark.parametrize("op", [npr, npr_backward])
+@pytest.mark.parametrize("shape", [(), (5,)])
+def test_rejects_fewer_than_two_dims(op, shape):
+    with pytest.raises(ValueError, match=r"npr\w*: expected a tensor with at least 2 dimensions \(\.\.\., H, W\), got shape"):
+        op(torch.zeros(shape))
+
+
+def test_reference_rejects_fewer_than_two_dims():
+    with pytest.raises(ValueError, match="npr_reference: expected a tensor with at least 2 dimensions"):
+        npr_reference(torch.zeros(5))
+
+
+@pytest.mark.skipif(
+    not torch.cuda.is_available() or npr_cuda.cuda_kernels_built(),
+    reason="needs a GPU and a build without the CUDA kernels (the C++ test covers the message)",
+)
+def test_cuda_tensor_without_cuda_kernels_says_how_to_rebuild():
+    with pytest.raises(RuntimeError, match="npr: got a CUDA tensor, but this npr_cuda build has no CUDA kernels.*NPR_BUILD_CUDA=1"):
+        npr(torch.zeros(2, 2, device="cuda"))
+
+
+def test_build_info():
+    info = npr_cuda.build_info()
+    assert info["cuda"] == npr_cuda.cuda_kernels_built()
+    assert info["torch"] == torch.__version__
+    if info["cuda"]:
+        assert info["cuda_arch_list"]
