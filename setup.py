@@ -16,6 +16,7 @@ import os
 import re
 import shutil
 import subprocess
+import sys
 
 from setuptools import setup
 
@@ -63,6 +64,11 @@ if with_cuda and not os.environ.get("TORCH_CUDA_ARCH_LIST") and not torch.cuda.i
 sources = ["csrc/npr.cpp", "csrc/python_module.cpp", *sorted(glob.glob("csrc/cpu/*.cpp"))]
 define_macros = []
 extra_compile_args = {"cxx": ["-O3"]}
+extra_link_args = []
+if "OpenMP" in torch.__config__.parallel_info() and sys.platform != "win32":
+    # at::parallel_for is inline: without -fopenmp here it silently runs on one thread.
+    extra_compile_args["cxx"].append("-fopenmp")
+    extra_link_args.append("-fopenmp")
 if with_cuda:
     sources += sorted(glob.glob("csrc/cuda/*.cu"))
     arch_list = os.environ.get("TORCH_CUDA_ARCH_LIST", "visible GPUs")
@@ -92,6 +98,7 @@ setup(
             sources,
             define_macros=define_macros,
             extra_compile_args=extra_compile_args,
+            extra_link_args=extra_link_args,
         )
     ],
     cmdclass={"build_ext": BuildWithPersistentObjects},

@@ -1,0 +1,241 @@
+"""Microbenchmark of the NPR op against its memory floor and its peers.
+
+For each device present (CPU always, CUDA when a GPU is visible), shape and dtype, it times the
+forward and the backward of:
+
+    clone      x.clone() (forward) / g.clone() (backward): the same bytes moved, the floor
+    npr_cuda   npr_cuda.npr(x) / npr_cuda.npr_backward(g): the fused kernels
+    +autograd  the backward as training runs it: torch.autograd.grad through npr_cuda.npr
+    eager      the official formula, its backward through autograd
+    compiled   torch.compile of the official formula, its backward through autograd
+
+Candidates are interleaved round by round, inputs rotate over enough copies that they do not
+stay in the last-level cache, CUDA is timed with events; the table gives medians, effective
+bandwidth (one read and one write of the tensor), the ratio to clone and the speedups of
+npr_cuda over eager and compiled. `--json` writes the same with the machine's details.
+
+    python bench/bench_npr.py --quick            # about a minute on a 2-core CPU
+    python bench/bench_npr.py --json bench/out/cpu.json
+"""
+
+import argparse
+import datetime
+import json
+import math
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+
+import torch
+from tqdm import tqdm
+
+import npr_cuda
+from npr_cuda.reference import official_npr
+
+SHAPES = [(1, 3, 224, 224), (32, 3, 224, 224), (128, 3, 256, 256), (8, 3, 1024, 1024)]
+QUICK_SHAPES = [(1, 3, 224, 224), (32, 3, 224, 224)]
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+ROTATION_BYTES = 256 << 20  # inputs cycled per candidate: well past any CPU or GPU cache
+FORWARD = ["clone", "npr_cuda", "eager", "compiled"]
+BACKWARD = ["clone", "npr_cuda", "npr_cuda+autograd", "eager", "compiled"]
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="two shapes, fewer repeats: about a minute on 2 CPU cores")
+    parser.add_argument("--devices", default=None, help="comma-separated, default: cpu and cuda if visible")
+    parser.add_argument("--dtypes", default=None, help="default: float32,bfloat16 (and float16 on CUDA)")
+    parser.add_argument("--shapes", default=None, help="e.g. 32x3x224x224,8x3x1024x1024")
+    parser.add_argument("--channels-last", action="store_true", help="channels_last inputs instead of NCHW")
+    parser.add_argument("--seconds", type=float, default=None, help="time budget per candidate and case (default 0.4, quick 0.1)")
+    parser.add_argument("--json", default=None, help="also write the results here")
+    return parser.parse_args(argv)
+
+
+def git_commit():
+    try:
+        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+        out = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
+        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
+        return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if out.returncode == 0 else "unknown"
+    except OSError:
+        return "unknown"
+
+
+def device_details(device):
+    if device == "cuda":
+        props = torch.cuda.get_device_properties(0)
+        return {"name": props.name, "multiprocessors": props.multi_processor_count, "memory_gib": round(props.total_memory / 2**30, 1)}
+    name = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            name = next(line.split(":", 1)[1].strip() for line in f if line.startswith("model name"))
+    except (OSError, StopIteration):
+        pass
+    return {"name": name, "threads": torch.get_num_threads()}
+
+
+class Clock:
+    """Times one call: host clock on CPU, a pair of CUDA events on the GPU."""
+
+    def __init__(self, device):
+        self.cuda = device == "cuda"
+
+    def measure(self, fn, arg):
+        if self.cuda:
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            fn(arg)
+            end.record()
+            return (start, end)
+        begin = time.perf_counter()
+        fn(arg)
+        return time.perf_counter() - begin
+
+    def seconds(self, samples):
+        if self.cuda:
+            torch.cuda.synchronize()
+            return [start.elapsed_time(end) / 1e3 for start, end in samples]
+        return samples
+
+    def sync(self):
+        if self.cuda:
+            torch.cuda.synchronize()
+
+
+def candidates_for(pass_name, compiled_official):
+    """name -> (prepare(x, g) -> argument, fn(argument)) for one pass."""
+
+    def grad_through(op):
+        def prepare(x, g):
+            leaf = x.detach().requires_grad_(True)
+            return (op(leaf), leaf, g)
+
+        return prepare
+
+    def run_backward(args):
+        out, leaf, g = args
+        return torch.autograd.grad(out, leaf, g, retain_graph=True)
+
+    if pass_name == "forward":
+        return {
+            "clone": (lambda x, g: x, torch.clone),
+            "npr_cuda": (lambda x, g: x, npr_cuda.npr),
+            "eager": (lambda x, g: x, official_npr),
+            "compiled": (lambda x, g: x, compiled_official),
+        }
+    return {
+        "clone": (lambda x, g: g, torch.clone),
+        "npr_cuda": (lambda x, g: g, npr_cuda.npr_backward),
+        "npr_cuda+autograd": (grad_through(npr_cuda.npr), run_backward),
+        "eager": (grad_through(official_npr), run_backward),
+        "compiled": (grad_through(compiled_official), run_backward),
+    }
+
+
+def bench_case(device, dtype, shape, channels_last, seconds, compiled_official):
+    """Median seconds per call for every candidate of both passes, on one input shape."""
+    clock = Clock(device)
+    element_bytes = torch.empty((), dtype=dtype).element_size()
+    tensor_bytes = math.prod(shape) * element_bytes
+    copies = max(2, min(512, math.ceil(ROTATION_BYTES / tensor_bytes)))
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    xs = [torch.randn(shape, device=device).to(dtype).contiguous(memory_format=fmt) for _ in range(copies)]
+    gs = [torch.randn(shape, device=device).to(dtype).contiguous(memory_format=fmt) for _ in range(copies)]
+    results = {}
+    for pass_name in ("forward", "backward"):
+        candidates = candidates_for(pass_name, compiled_official)
+        args = {name: [prepare(x, g) for x, g in zip(xs, gs)] for name, (prepare, _) in candidates.items()}
+        fns = {name: fn for name, (_, fn) in candidates.items()}
+        # Warm up (compiles, allocator pools) and estimate a call's time to size the rounds.
+        estimate = {}
+        for name, fn in fns.items():
+            for arg in args[name][:3]:
+                fn(arg)
+            clock.sync()
+            estimate[name] = statistics.median(clock.seconds([clock.measure(fn, arg) for arg in args[name][:3]]))
+        rounds = int(min(1000, max(7, seconds / max(estimate.values()))))
+        samples = {name: [] for name in fns}
+        names = list(fns)
+        for r in range(rounds):
+            for k in range(len(names)):  # interleaved, a different candidate first each round
+                name = names[(r + k) % len(names)]
+                samples[name].append(clock.measure(fns[name], args[name][r % copies]))
+        for name in names:
+            results[(pass_name, name)] = statistics.median(clock.seconds(samples[name]))
+        del args
+    return results, 2 * tensor_bytes
+
+
+def make_rows(device, dtype_name, shape, timings, moved_bytes):
+    rows = []
+    for pass_name, names in (("forward", FORWARD), ("backward", BACKWARD)):
+        clone = timings[(pass_name, "clone")]
+        ours = timings[(pass_name, "npr_cuda")]
+        for name in names:
+            t = timings[(pass_name, name)]
+            rows.append({
+                "device": device, "dtype": dtype_name, "shape": "x".join(map(str, shape)), "pass": pass_name,
+                "candidate": name, "median_ms": t * 1e3, "gb_per_s": moved_bytes / t / 1e9,
+                "x_clone": t / clone, "npr_cuda_speedup": t / ours,
+            })
+    return rows
+
+
+def print_table(rows, file=sys.stdout):
+    header = f"{'device':6} {'dtype':8} {'shape':15} {'pass':8} {'candidate':18} {'median ms':>10} {'GB/s':>8} {'x clone':>8} {'npr_cuda faster by':>18}"
+    print(header, file=file)
+    print("-" * len(header), file=file)
+    for row in rows:
+        speedup = "" if row["candidate"] in ("npr_cuda", "clone") else f"{row['npr_cuda_speedup']:.2f}x"
+        print(f"{row['device']:6} {row['dtype']:8} {row['shape']:15} {row['pass']:8} {row['candidate']:18} "
+              f"{row['median_ms']:10.4f} {row['gb_per_s']:8.2f} {row['x_clone']:8.2f} {speedup:>18}", file=file)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    devices = args.devices.split(",") if args.devices else ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    shapes = [tuple(int(n) for n in s.split("x")) for s in args.shapes.split(",")] if args.shapes else (QUICK_SHAPES if args.quick else SHAPES)
+    seconds = args.seconds if args.seconds is not None else (0.1 if args.quick else 0.4)
+    if "cuda" in devices and not (torch.cuda.is_available() and npr_cuda.cuda_kernels_built()):
+        sys.exit("bench_npr: --devices cuda needs a visible GPU and a build with the CUDA kernels")
+    # Every (shape, dtype) is a new specialisation of the compiled formula: allow them all.
+    torch._dynamo.config.cache_size_limit = 256
+    if hasattr(torch._dynamo.config, "recompile_limit"):
+        torch._dynamo.config.recompile_limit = 256
+    compiled_official = torch.compile(official_npr, dynamic=False)
+
+    cases = []
+    for device in devices:
+        names = args.dtypes.split(",") if args.dtypes else ["float32", "bfloat16"] + (["float16"] if device == "cuda" else [])
+        cases += [(device, name, shape) for name in names for shape in shapes]
+    rows = []
+    progress = tqdm(cases, desc="bench_npr", unit="case", file=sys.stderr)
+    for device, dtype_name, shape in progress:
+        progress.set_postfix_str(f"{device} {dtype_name} {'x'.join(map(str, shape))}")
+        timings, moved = bench_case(device, DTYPES[dtype_name], shape, args.channels_last, seconds, compiled_official)
+        rows += make_rows(device, dtype_name, shape, timings, moved)
+
+    print_table(rows)
+    if args.json:
+        report = {
+            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+            "commit": git_commit(),
+            "torch": torch.__version__,
+            "npr_cuda_build": npr_cuda.build_info(),
+            "layout": "channels_last" if args.channels_last else "contiguous",
+            "command": " ".join(["python", "bench/bench_npr.py", *(sys.argv[1:] if argv is None else argv)]),
+            "devices": {device: device_details(device) for device in devices},
+            "rows": rows,
+        }
+        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
+        with open(args.json, "w") as f:
+            json.dump(report, f, indent=1)
+        print(f"wrote {args.json}")
+
+
+if __name__ == "__main__":
+    main()
