@@ -1,6 +1,8 @@
 // The Python extension module npr_cuda._C. Importing it loads the operator library (the
 // TORCH_LIBRARY registrations in the other sources); its one function reports how it was built.
 
+#include "cpu/npr_cpu_isa.h"
+
 #include <pybind11/pybind11.h>
 
 #ifndef NPR_CUDA_ARCH_LIST
@@ -18,7 +20,8 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         info["cuda"] = false;
 #endif
         info["cuda_arch_list"] = NPR_CUDA_ARCH_LIST;
+        info["cpu_isa"] = npr_cuda::cpu::kernel_isa();
         return info;
       },
-      "How this build of npr_cuda was compiled: {'cuda': bool, 'cuda_arch_list': str}.");
+      "How this build of npr_cuda was compiled: {'cuda': bool, 'cuda_arch_list': str, 'cpu_isa': str}.");
 }

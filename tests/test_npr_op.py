@@ -1,6 +1,10 @@
 """The npr_cuda::npr and npr_cuda::npr_backward ops: values, layouts, autograd, torch.compile,
 TorchScript and bad input, on every device present."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
 from conftest import (
@@ -59,6 +63,17 @@ def test_forward_on_a_detector_sized_batch(device, dtype, layout, gen):
     """Large enough for several CPU threads and many CUDA blocks, vectorised paths included."""
     x = make_input((4, 3, 66, 224), dtype, device, layout, gen)
     assert_bitwise_equal(on_poisoned_memory(npr, x), official_npr(x))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("width", [15, 16, 17, 31, 32, 33, 37, 40, 64, 65])
+def test_vector_chunks_and_their_tails(device, dtype, width, gen):
+    """Widths around the SIMD chunk sizes (8 to 32 elements): vector body plus scalar tail."""
+    for layout in ("contiguous", "channels_last"):
+        x = make_input((2, 3, 5, width), dtype, device, layout, gen)
+        assert_bitwise_equal(on_poisoned_memory(npr, x), official_expected(x))
+        assert_equal_values(on_poisoned_memory(npr_backward, x), official_gradient(torch.zeros_like(x), x))
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -244,6 +259,24 @@ def test_reference_rejects_fewer_than_two_dims():
 def test_cuda_tensor_without_cuda_kernels_says_how_to_rebuild():
     with pytest.raises(RuntimeError, match="npr: got a CUDA tensor, but this npr_cuda build has no CUDA kernels.*NPR_BUILD_CUDA=1"):
         npr(torch.zeros(2, 2, device="cuda"))
+
+
+def test_baseline_cpu_kernels(tmp_path):
+    """The kernels for CPUs without AVX2 (chosen here with ATen's own switch), through the
+    parity tests above, in a fresh process."""
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": "default"}
+    check = subprocess.run(
+        [sys.executable, "-c", "import npr_cuda; print(npr_cuda.build_info()['cpu_isa'])"],
+        env=env, capture_output=True, text=True, check=True,
+    )
+    assert check.stdout.strip() == "DEFAULT"
+    tests = subprocess.run(
+        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k",
+         "matches_official and cpu or vector_chunks and cpu or gradcheck and cpu"],
+        env=env, capture_output=True, text=True, cwd=tmp_path,
+    )
+    assert tests.returncode == 0, tests.stdout[-3000:]
+    assert " passed" in tests.stdout
 
 
 def test_build_info():

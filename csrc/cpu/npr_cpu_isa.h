@@ -1,0 +1,28 @@
+#pragma once
+// Which instruction sets the CPU kernels are compiled for (npr_kernel_impl.h, once per set).
+
+#include "../npr.h"
+
+#include <string>
+
+// AVX2 kernels: x86-64 with GCC or Clang, which can compile one file for AVX2 through a pragma
+// while the rest of the build stays at the baseline.
+#if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
+#define NPR_CUDA_CPU_AVX2 1
+#else
+#define NPR_CUDA_CPU_AVX2 0
+#endif
+
+namespace npr_cuda::cpu {
+
+#if NPR_CUDA_CPU_AVX2
+namespace AVX2 {
+void npr_forward(const PlaneLayout& layout);
+void npr_backward(const PlaneLayout& layout);
+}  // namespace AVX2
+#endif
+
+// The instruction set the CPU ops run with in this process: "AVX2" or "DEFAULT".
+std::string kernel_isa();
+
+}  // namespace npr_cuda::cpu

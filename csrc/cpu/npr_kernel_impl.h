@@ -1,0 +1,306 @@
+// The CPU kernels, compiled once per instruction set: npr_kernel.cpp includes this file for
+// CPU_CAPABILITY=DEFAULT (the compiler's baseline), npr_kernel_avx2.cpp for AVX2 (+FMA, F16C).
+// Each copy lives in its own namespace, npr_cuda::cpu::<CPU_CAPABILITY>, following ATen's
+// at::vec convention, so the two never clash; npr_kernel.cpp picks one at run time.
+//
+// Work is split by row pair: an even row h and the odd row h + 1 share the anchors of row h, so
+// one pass reads each element once and writes each output once. NCHW rows (one element per
+// pixel) take the at::vec path: 2 * Vectorized<float>::size() columns at a time, converted to
+// float for half and bfloat16, the anchors duplicated across lanes with (de)interleave. Other
+// pixel widths (channels_last) and row tails take the scalar path, which works in opmath
+// precision on widened rows.
+
+#include "../npr.h"
+#include "../npr_rule.h"
+
+#include <ATen/Dispatch.h>
+#include <ATen/Parallel.h>
+#include <ATen/cpu/vec/functional.h>
+#include <ATen/cpu/vec/vec.h>
+
+#include <algorithm>
+#include <cstring>
+#include <type_traits>
+#include <vector>
+
+#ifndef CPU_CAPABILITY
+#error "define CPU_CAPABILITY (DEFAULT or AVX2) before including npr_kernel_impl.h"
+#endif
+
+namespace npr_cuda::cpu::CPU_CAPABILITY {
+
+void npr_forward(const PlaneLayout& layout);
+void npr_backward(const PlaneLayout& layout);
+
+namespace {
+
+using at::vec::Vectorized;
+
+template <typename scalar_t>
+using opmath_t = at::opmath_type<scalar_t>;
+
+template <typename scalar_t>
+constexpr bool kIsReduced =
+    std::is_same_v<scalar_t, c10::Half> || std::is_same_v<scalar_t, c10::BFloat16>;
+
+// ------------------------------------------------------------------------- vector path (NCHW)
+
+// A chunk of 2 * Vectorized<opmath_t>::size() consecutive elements, held as two opmath vectors.
+template <typename scalar_t>
+struct Chunk {
+  using Vec = Vectorized<opmath_t<scalar_t>>;
+  static constexpr int64_t kSize = 2 * Vec::size();
+  Vec lo, hi;
+
+  static Chunk load(const scalar_t* p) {
+    if constexpr (kIsReduced<scalar_t>) {
+      auto [lo, hi] = at::vec::convert_to_float<scalar_t>(Vectorized<scalar_t>::loadu(p));
+      return {lo, hi};
+    } else {
+      return {Vec::loadu(p), Vec::loadu(p + Vec::size())};
+    }
+  }
+  void store(scalar_t* p) const {
+    if constexpr (kIsReduced<scalar_t>) {
+      at::vec::convert_from_float<scalar_t>(lo, hi).store(p);
+    } else {
+      lo.store(p);
+      hi.store(p + Vec::size());
+    }
+  }
+  // Each value rounded to scalar_t and back: what storing it in a scalar_t tensor keeps.
+  static Vec round_to_storage(const Vec& v) {
+    if constexpr (kIsReduced<scalar_t>) {
+      return std::get<0>(at::vec::convert_to_float<scalar_t>(at::vec::convert_from_float<scalar_t>(v, v)));
+    } else {
+      return v;
+    }
+  }
+};
+
+// Columns [0, end) of an NCHW row pair, end a multiple of Chunk::kSize. Anchors sit at even
+// columns: deinterleave splits even and odd columns, interleave(even, even) spreads each anchor
+// over its pair.
+template <typename scalar_t>
+void forward_pair_vectorized(const scalar_t* even, const scalar_t* odd, scalar_t* out_even,
+                             scalar_t* out_odd, int64_t end) {
+  using C = Chunk<scalar_t>;
+  for (int64_t c = 0; c < end; c += C::kSize) {
+    const C top = C::load(even + c);
+    const auto anchors = at::vec::deinterleave2(top.lo, top.hi).first;
+    const auto [spread_lo, spread_hi] = at::vec::interleave2(anchors, anchors);
+    C{top.lo - spread_lo, top.hi - spread_hi}.store(out_even + c);
+    if (odd != nullptr) {
+      const C bottom = C::load(odd + c);
+      C{bottom.lo - spread_lo, bottom.hi - spread_hi}.store(out_odd + c);
+    }
+  }
+}
+
+// Backward over columns [0, end) of an NCHW row pair: each anchor (even column of the even row)
+// becomes g - round(block sum), the sum taken row-major; everything else passes through.
+template <typename scalar_t>
+void backward_pair_vectorized(const scalar_t* even, const scalar_t* odd, scalar_t* out_even,
+                              scalar_t* out_odd, int64_t end) {
+  using C = Chunk<scalar_t>;
+  for (int64_t c = 0; c < end; c += C::kSize) {
+    const C top = C::load(even + c);
+    const auto [g00, g01] = at::vec::deinterleave2(top.lo, top.hi);
+    auto sum = g00 + g01;
+    if (odd != nullptr) {
+      const C bottom = C::load(odd + c);
+      const auto [g10, g11] = at::vec::deinterleave2(bottom.lo, bottom.hi);
+      sum = sum + g10;
+      sum = sum + g11;
+      std::memcpy(out_odd + c, odd + c, C::kSize * sizeof(scalar_t));
+    }
+    const auto anchors = g00 - C::round_to_storage(sum);
+    const auto [lo, hi] = at::vec::interleave2(anchors, g01);
+    C{lo, hi}.store(out_even + c);
+  }
+}
+
+// --------------------------------------------------------------------------------- scalar path
+
+// Columns [begin, width * inner) of a row pair whose pixels hold `inner` elements, in opmath
+// precision; `begin` is at a pixel-pair boundary. `odd` is null for the last row of an odd H.
+template <typename scalar_t, int64_t kInner>
+void forward_pair_scalar(const opmath_t<scalar_t>* even, const opmath_t<scalar_t>* odd,
+                         opmath_t<scalar_t>* out_even, opmath_t<scalar_t>* out_odd,
+                         int64_t begin, int64_t width, int64_t runtime_inner) {
+  using compute_t = opmath_t<scalar_t>;
+  const int64_t inner = kInner > 0 ? kInner : runtime_inner;
+  for (int64_t w = begin / inner; w < width; w += 2) {
+    const int64_t pixels = std::min<int64_t>(2, width - w);  // 1 for a trailing partial block
+    const int64_t c = w * inner;
+    for (int64_t i = 0; i < inner; ++i) {
+      const compute_t anchor = even[c + i];
+      for (int64_t k = 0; k < pixels * inner; k += inner) {
+        out_even[c + k + i] = residual<compute_t>(even[c + k + i], anchor);
+        if (odd != nullptr) {
+          out_odd[c + k + i] = residual<compute_t>(odd[c + k + i], anchor);
+        }
+      }
+    }
+  }
+}
+
+template <typename scalar_t, int64_t kInner>
+void backward_pair_scalar(const opmath_t<scalar_t>* even, const opmath_t<scalar_t>* odd,
+                          opmath_t<scalar_t>* out_even, opmath_t<scalar_t>* out_odd,
+                          int64_t begin, int64_t width, int64_t runtime_inner) {
+  using compute_t = opmath_t<scalar_t>;
+  const int64_t inner = kInner > 0 ? kInner : runtime_inner;
+  for (int64_t w = begin / inner; w < width; w += 2) {
+    const int64_t pixels = std::min<int64_t>(2, width - w);
+    const int64_t c = w * inner;
+    for (int64_t i = 0; i < inner; ++i) {
+      compute_t sum = even[c + i];  // the block, row-major
+      if (pixels == 2) {
+        sum += even[c + inner + i];
+        out_even[c + inner + i] = even[c + inner + i];
+      }
+      if (odd != nullptr) {
+        for (int64_t k = 0; k < pixels * inner; k += inner) {
+          sum += odd[c + k + i];
+          out_odd[c + k + i] = odd[c + k + i];
+        }
+      }
+      out_even[c + i] = anchor_gradient<scalar_t>(even[c + i], sum);
+    }
+  }
+}
+
+// Where the scalar path reads and writes: float and double rows in place; half and bfloat16
+// rows widened to float and rounded back once after the row (the values of residual() and
+// anchor_gradient() on scalar_t: float arithmetic, one rounding).
+template <typename scalar_t>
+class Staging {
+ public:
+  explicit Staging(int64_t row_length) : length_(row_length) {
+    if constexpr (kIsReduced<scalar_t>) {
+      buffer_.resize(4 * row_length);
+    }
+  }
+  // Slot 0, 1: inputs; 2, 3: outputs. Columns [begin, length) only.
+  const opmath_t<scalar_t>* input(int slot, const scalar_t* row, int64_t begin) {
+    if constexpr (kIsReduced<scalar_t>) {
+      if (row == nullptr) {
+        return nullptr;
+      }
+      float* wide = buffer_.data() + slot * length_;
+      for (int64_t i = begin; i < length_; ++i) {
+        wide[i] = static_cast<float>(row[i]);
+      }
+      return wide;
+    } else {
+      return row;
+    }
+  }
+  opmath_t<scalar_t>* output(int slot, scalar_t* row) {
+    if constexpr (kIsReduced<scalar_t>) {
+      return row == nullptr ? nullptr : buffer_.data() + slot * length_;
+    } else {
+      return row;
+    }
+  }
+  void commit(int slot, scalar_t* row, int64_t begin) {
+    if constexpr (kIsReduced<scalar_t>) {
+      if (row != nullptr) {
+        const float* wide = buffer_.data() + slot * length_;
+        for (int64_t i = begin; i < length_; ++i) {
+          row[i] = static_cast<scalar_t>(wide[i]);
+        }
+      }
+    }
+  }
+
+ private:
+  int64_t length_;
+  std::vector<float> buffer_;
+};
+
+// ------------------------------------------------------------------------------------ driver
+
+// Elements below which a task is not worth a thread (ATen's GRAIN_SIZE).
+constexpr int64_t kElementsPerTask = 32768;
+
+enum class Pass { kForward, kBackward };
+
+template <Pass kPass, typename scalar_t, int64_t kInner>
+void run_row_pairs(const PlaneLayout& layout) {
+  const int64_t length = layout.row_length();
+  const int64_t pairs_per_plane = (layout.height + 1) / 2;
+  const int64_t pairs = layout.planes * pairs_per_plane;
+  const int64_t grain = std::max<int64_t>(1, kElementsPerTask / (2 * length));
+  // NCHW rows go through the vector path up to the last whole chunk.
+  const int64_t vector_end = kInner == 1 ? length - length % Chunk<scalar_t>::kSize : 0;
+  const scalar_t* in = layout.input.const_data_ptr<scalar_t>();
+  scalar_t* out = layout.output.mutable_data_ptr<scalar_t>();
+
+  at::parallel_for(0, pairs, grain, [&](int64_t begin, int64_t end) {
+    Staging<scalar_t> staging(length);
+    for (int64_t pair = begin; pair < end; ++pair) {
+      const int64_t plane = pair / pairs_per_plane;
+      const int64_t h = 2 * (pair - plane * pairs_per_plane);
+      const int64_t offset = (plane * layout.height + h) * length;
+      const bool has_odd = h + 1 < layout.height;
+      const scalar_t* even = in + offset;
+      const scalar_t* odd = has_odd ? even + length : nullptr;
+      scalar_t* out_even = out + offset;
+      scalar_t* out_odd = has_odd ? out_even + length : nullptr;
+
+      if constexpr (kPass == Pass::kForward) {
+        forward_pair_vectorized(even, odd, out_even, out_odd, vector_end);
+      } else {
+        backward_pair_vectorized(even, odd, out_even, out_odd, vector_end);
+      }
+      if (vector_end == length) {
+        continue;
+      }
+      const auto* even_wide = staging.input(0, even, vector_end);
+      const auto* odd_wide = staging.input(1, odd, vector_end);
+      auto* out_even_wide = staging.output(2, out_even);
+      auto* out_odd_wide = staging.output(3, out_odd);
+      if constexpr (kPass == Pass::kForward) {
+        forward_pair_scalar<scalar_t, kInner>(even_wide, odd_wide, out_even_wide, out_odd_wide,
+                                              vector_end, layout.width, layout.inner);
+      } else {
+        backward_pair_scalar<scalar_t, kInner>(even_wide, odd_wide, out_even_wide, out_odd_wide,
+                                               vector_end, layout.width, layout.inner);
+      }
+      staging.commit(2, out_even, vector_end);
+      staging.commit(3, out_odd, vector_end);
+    }
+  });
+}
+
+// Runs the pass with the pixel width as a compile-time constant where it is a common one (1:
+// NCHW, 3: RGB channels_last), and read at run time (kInner = 0) otherwise.
+template <Pass kPass>
+void run(const PlaneLayout& layout) {
+  if (layout.output.numel() == 0) {
+    return;
+  }
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, layout.input.scalar_type(), "npr_cpu", [&] {
+    if (layout.inner == 1) {
+      run_row_pairs<kPass, scalar_t, 1>(layout);
+    } else if (layout.inner == 3) {
+      run_row_pairs<kPass, scalar_t, 3>(layout);
+    } else {
+      run_row_pairs<kPass, scalar_t, 0>(layout);
+    }
+  });
+}
+
+}  // namespace
+
+void npr_forward(const PlaneLayout& layout) {
+  run<Pass::kForward>(layout);
+}
+
+void npr_backward(const PlaneLayout& layout) {
+  run<Pass::kBackward>(layout);
+}
+
+}  // namespace npr_cuda::cpu::CPU_CAPABILITY
