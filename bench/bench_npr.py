@@ -39,6 +39,10 @@ SHAPES = [(1, 3, 224, 224), (32, 3, 224, 224), (128, 3, 256, 256), (8, 3, 1024, 
 QUICK_SHAPES = [(1, 3, 224, 224), (32, 3, 224, 224)]
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 ROTATION_BYTES = 256 << 20  # inputs cycled per candidate: well past any CPU or GPU cache
+# glibc returns large freed blocks to the OS and maps fresh (zero-filled, faulting) pages for the
+# next: every candidate's output allocation would then time the kernel's page faults as much as
+# its memory traffic, and unevenly. Keeping freed memory for reuse times the traffic alone.
+GLIBC_KEEP_FREED_MEMORY = "glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=17179869184"
 FORWARD = ["clone", "npr_cuda", "eager", "compiled"]
 BACKWARD = ["clone", "npr_cuda", "npr_cuda+autograd", "eager", "compiled"]
 
@@ -52,6 +56,8 @@ def parse_args(argv=None):
     parser.add_argument("--channels-last", action="store_true", help="channels_last inputs instead of NCHW")
     parser.add_argument("--seconds", type=float, default=None, help="time budget per candidate and case (default 0.4, quick 0.1)")
     parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--system-allocator", action="store_true",
+                        help="keep glibc's default of unmapping freed large blocks (timings then include page faults)")
     return parser.parse_args(argv)
 
 
@@ -197,6 +203,8 @@ def print_table(rows, file=sys.stdout):
 
 def main(argv=None):
     args = parse_args(argv)
+    if sys.platform == "linux" and not args.system_allocator and "GLIBC_TUNABLES" not in os.environ:
+        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, "GLIBC_TUNABLES": GLIBC_KEEP_FREED_MEMORY})
     devices = args.devices.split(",") if args.devices else ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     shapes = [tuple(int(n) for n in s.split("x")) for s in args.shapes.split(",")] if args.shapes else (QUICK_SHAPES if args.quick else SHAPES)
     seconds = args.seconds if args.seconds is not None else (0.1 if args.quick else 0.4)
@@ -227,6 +235,7 @@ def main(argv=None):
             "torch": torch.__version__,
             "npr_cuda_build": npr_cuda.build_info(),
             "layout": "channels_last" if args.channels_last else "contiguous",
+            "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),
             "command": " ".join(["python", "bench/bench_npr.py", *(sys.argv[1:] if argv is None else argv)]),
             "devices": {device: device_details(device) for device in devices},
             "rows": rows,

@@ -20,6 +20,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <limits>
 #include <type_traits>
 #include <vector>
 
@@ -78,12 +79,52 @@ struct Chunk {
   }
 };
 
+// bfloat16 rows read as int32 lanes: lane p holds column 2p (an anchor) in its low half and
+// column 2p + 1 in its high half (little-endian). A bfloat16 is the high half of its float, so
+// each half becomes a float with one mask or shift: even and odd columns come apart, and each
+// anchor lines up with its pair, with lane-wise integer operations and no shuffles.
+struct BFloat16Pairs {
+  using IVec = Vectorized<int32_t>;
+  using FVec = Vectorized<float>;
+  static constexpr int64_t kSize = 2 * IVec::size();  // elements per vector
+  static constexpr bool kUsable = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ &&
+                                  kSize == Chunk<c10::BFloat16>::kSize;
+
+  static IVec load(const c10::BFloat16* p) { return IVec::loadu(p); }
+  static void store(c10::BFloat16* p, const IVec& lanes) { lanes.store(p); }
+  static FVec even(const IVec& lanes) { return at::vec::cast<float>(lanes << IVec(16)); }
+  static FVec odd(const IVec& lanes) { return at::vec::cast<float>(lanes & IVec(kHighHalf)); }
+  // f rounded to bfloat16 (to nearest even, as c10::BFloat16; NaN stays NaN), in the high half.
+  static IVec round_high(FVec f) {
+    f = FVec::blendv(f, FVec(std::numeric_limits<float>::quiet_NaN()), f.isnan());
+    const IVec bits = at::vec::cast<int32_t>(f);
+    return (bits + ((bits >> IVec(16)) & IVec(1)) + IVec(0x7FFF)) & IVec(kHighHalf);
+  }
+  static IVec low_half(const IVec& high) { return (high >> IVec(16)) & IVec(0xFFFF); }
+  static IVec pack(const FVec& even, const FVec& odd) { return low_half(round_high(even)) | round_high(odd); }
+
+  static constexpr int32_t kHighHalf = static_cast<int32_t>(0xFFFF0000u);
+};
+
 // Columns [0, end) of an NCHW row pair, end a multiple of Chunk::kSize. Anchors sit at even
-// columns: deinterleave splits even and odd columns, interleave(even, even) spreads each anchor
-// over its pair.
+// columns: bfloat16 pairs them up as above; other types split even and odd columns with
+// deinterleave and spread each anchor over its pair with interleave(even, even).
 template <typename scalar_t>
 void forward_pair_vectorized(const scalar_t* even, const scalar_t* odd, scalar_t* out_even,
                              scalar_t* out_odd, int64_t end) {
+  if constexpr (std::is_same_v<scalar_t, c10::BFloat16> && BFloat16Pairs::kUsable) {
+    using P = BFloat16Pairs;
+    for (int64_t c = 0; c < end; c += P::kSize) {
+      const auto top = P::load(even + c);
+      const auto anchors = P::even(top);
+      P::store(out_even + c, P::pack(anchors - anchors, P::odd(top) - anchors));
+      if (odd != nullptr) {
+        const auto bottom = P::load(odd + c);
+        P::store(out_odd + c, P::pack(P::even(bottom) - anchors, P::odd(bottom) - anchors));
+      }
+    }
+    return;
+  }
   using C = Chunk<scalar_t>;
   for (int64_t c = 0; c < end; c += C::kSize) {
     const C top = C::load(even + c);
@@ -102,6 +143,23 @@ void forward_pair_vectorized(const scalar_t* even, const scalar_t* odd, scalar_t
 template <typename scalar_t>
 void backward_pair_vectorized(const scalar_t* even, const scalar_t* odd, scalar_t* out_even,
                               scalar_t* out_odd, int64_t end) {
+  if constexpr (std::is_same_v<scalar_t, c10::BFloat16> && BFloat16Pairs::kUsable) {
+    using P = BFloat16Pairs;
+    for (int64_t c = 0; c < end; c += P::kSize) {
+      const auto top = P::load(even + c);
+      const auto g00 = P::even(top);
+      auto sum = g00 + P::odd(top);
+      if (odd != nullptr) {
+        const auto bottom = P::load(odd + c);
+        sum = sum + P::even(bottom);
+        sum = sum + P::odd(bottom);
+        P::store(out_odd + c, bottom);
+      }
+      const auto anchors = g00 - at::vec::cast<float>(P::round_high(sum));
+      P::store(out_even + c, P::low_half(P::round_high(anchors)) | (top & P::IVec(P::kHighHalf)));
+    }
+    return;
+  }
   using C = Chunk<scalar_t>;
   for (int64_t c = 0; c < end; c += C::kSize) {
     const C top = C::load(even + c);

@@ -1,0 +1,1 @@
+"""Command-line tools: npr-eval, npr-detect, npr-train, npr-demo (each also ``python -m``)."""

@@ -1,0 +1,79 @@
+"""npr-detect: is each image real or fake? One line per image: path, probability of fake, label.
+
+    npr-detect photo.jpg folder/ --weights NPR.pth
+    python -m npr_cuda.cli.detect folder/ --weights NPR.pth --jsonl > results.jsonl
+
+Images are used at their own size by default: resampling blurs the up-sampling traces that NPR
+looks for. --resize and --crop apply the official test transforms instead. Unreadable files are
+skipped and listed on stderr at the end.
+"""
+
+import argparse
+import json
+import os
+import sys
+
+from ..data import IMAGE_EXTENSIONS, ImageDataset, Protocol, eval_transform, list_images, make_loader
+from ..detector import CheckpointError, load_detector
+from ..metrics import THRESHOLD
+from ..predict import predict
+from .common import NPR_IMPLEMENTATIONS, add_device_arguments, report_failures, resolve_device
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="npr-detect", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    parser.add_argument("paths", nargs="+", help="image files and/or folders (searched recursively)")
+    parser.add_argument("--weights", required=True, help="NPR.pth or an npr-train checkpoint")
+    parser.add_argument("--resize", type=int, default=None, metavar="N", help="resize to N x N first (official: 256)")
+    parser.add_argument("--crop", type=int, default=None, metavar="N", help="centre crop N x N (official: 224)")
+    parser.add_argument("--batch-size", type=int, default=16, help="images of the same size are batched together")
+    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
+    parser.add_argument("--jsonl", action="store_true", help="JSON lines: {path, prob_fake, label}")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_device_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def collect_images(paths):
+    """Files as given (whatever their extension) and the images under folders, in order."""
+    images = []
+    for path in paths:
+        if os.path.isdir(path):
+            images += list_images(path)
+        elif os.path.exists(path):
+            images.append(path)
+        else:
+            sys.exit(f"npr-detect: {path}: no such file or folder")
+    return images
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    images = collect_images(args.paths)
+    if not images:
+        sys.exit(f"npr-detect: no images ({', '.join(IMAGE_EXTENSIONS)}) in {' '.join(args.paths)}")
+    device = resolve_device(args.device)
+    try:
+        model = load_detector(args.weights, device, npr_impl=NPR_IMPLEMENTATIONS[args.npr])
+    except (CheckpointError, FileNotFoundError) as error:
+        sys.exit(f"npr-detect: {error}")
+    protocol = Protocol(resize=args.resize is not None, crop=args.crop is not None,
+                        load_size=args.resize or 256, crop_size=args.crop or 224)
+    dataset = ImageDataset([(path, -1) for path in images], eval_transform(protocol))
+    loader = make_loader(dataset, args.batch_size, args.workers, pin_memory=device.type == "cuda")
+    result = predict(model, loader, device, desc="npr-detect", progress=not args.quiet)
+    position = {path: i for i, path in enumerate(images)}  # batches group images by size: restore order
+    for path, prob in sorted(zip(result.paths, result.probs), key=lambda item: position[item[0]]):
+        label = "fake" if prob > THRESHOLD else "real"
+        if args.jsonl:
+            print(json.dumps({"path": path, "prob_fake": prob, "label": label}))
+        else:
+            print(f"{path}\t{prob:.6f}\t{label}")
+    report_failures(result.failures)
+    if not result.probs:
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

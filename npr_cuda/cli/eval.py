@@ -1,0 +1,108 @@
+"""npr-eval: the official test protocol of the NPR detector over a folder of generators.
+
+    npr-eval /data/ForenSynths/test --weights NPR.pth --preset ForenSynths
+    python -m npr_cuda.cli.eval /data/GANGen-Detection --weights NPR.pth --preset GANGen-Detection --csv out.csv
+
+ROOT's subfolders are generators, each in the official layout (0_real/1_fake, directly or under
+class folders); a ROOT that holds 0_real/1_fake itself is one generator. For each: accuracy,
+average precision, and the accuracies on real and on fake images (sigmoid > 0.5), then the mean
+row, as the official test.py prints them (in percent).
+"""
+
+import argparse
+import csv
+import json
+import math
+import os
+import sys
+
+import numpy as np
+
+from ..data import LABELS, PRESETS, ImageDataset, Protocol, eval_transform, make_loader, real_fake_samples
+from ..detector import CheckpointError, load_detector
+from ..metrics import binary_metrics
+from ..predict import predict
+from .common import NPR_IMPLEMENTATIONS, add_device_arguments, report_failures, resolve_device
+
+COLUMNS = ["generator", "n", "acc", "ap", "real_acc", "fake_acc"]
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(prog="npr-eval", description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    parser.add_argument("root", help="folder whose subfolders are generators")
+    parser.add_argument("--weights", required=True, help="NPR.pth, model_epoch_last_3090.pth or an npr-train checkpoint")
+    parser.add_argument("--preset", choices=sorted(PRESETS), default="ForenSynths",
+                        help="test protocol (resize to 256 or not, centre crop 224 or not, batch size); default ForenSynths")
+    parser.add_argument("--batch-size", type=int, default=64, help="default 64 (the preset's, if it fixes one)")
+    parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="data loading processes")
+    parser.add_argument("--csv", help="also write the table here as CSV")
+    parser.add_argument("--json", help="also write the table here as JSON")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_device_arguments(parser)
+    return parser.parse_args(argv)
+
+
+def generator_folders(root):
+    """(name, folder) for each generator under root."""
+    if not os.path.isdir(root):
+        sys.exit(f"npr-eval: {root}: no such folder")
+    entries = sorted(os.listdir(root))
+    if any(name in LABELS for name in entries):
+        return [(os.path.basename(os.path.normpath(root)), root)]
+    return [(name, os.path.join(root, name)) for name in entries if os.path.isdir(os.path.join(root, name))]
+
+
+def evaluate(model, root, protocol: Protocol, device, batch_size, workers, progress=True):
+    """Rows of COLUMNS per generator plus the mean row, the failures, and the throughput."""
+    rows, failures, images, seconds = [], [], 0, 0.0
+    for name, folder in generator_folders(root):
+        dataset = ImageDataset(real_fake_samples(folder), eval_transform(protocol))
+        loader = make_loader(dataset, protocol.batch_size or batch_size, workers, pin_memory=device.type == "cuda")
+        result = predict(model, loader, device, desc=name, progress=progress)
+        failures += result.failures
+        images += len(result.probs)
+        seconds += result.seconds
+        rows.append({"generator": name, **binary_metrics(result.labels, result.probs)})
+    if rows:
+        mean = {key: float(np.nanmean([row[key] for row in rows])) if any(not math.isnan(row[key]) for row in rows) else math.nan
+                for key in COLUMNS[2:]}
+        rows.append({"generator": "mean", "n": sum(row["n"] for row in rows), **mean})
+    return rows, failures, (images / seconds if seconds else math.nan)
+
+
+def format_table(rows) -> str:
+    lines = [f"{'generator':24} {'n':>7} {'acc':>6} {'ap':>6} {'real acc':>9} {'fake acc':>9}"]
+    for row in rows:
+        lines.append(f"{row['generator']:24} {row['n']:7d} " + " ".join(
+            f"{100 * row[key]:{width}.1f}" for key, width in (("acc", 6), ("ap", 6), ("real_acc", 9), ("fake_acc", 9))))
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    device = resolve_device(args.device)
+    try:
+        model = load_detector(args.weights, device, npr_impl=NPR_IMPLEMENTATIONS[args.npr])
+    except (CheckpointError, FileNotFoundError) as error:
+        sys.exit(f"npr-eval: {error}")
+    protocol = PRESETS[args.preset]
+    rows, failures, rate = evaluate(model, args.root, protocol, device, args.batch_size, args.workers, not args.quiet)
+    if not rows:
+        sys.exit(f"npr-eval: {args.root}: no generator folders in it")
+    print(f"preset {args.preset}: resize {protocol.resize}, crop {protocol.crop}; {device}; {rate:.1f} images/s")
+    print(format_table(rows))
+    if args.csv:
+        with open(args.csv, "w", newline="") as f:
+            writer = csv.DictWriter(f, fieldnames=COLUMNS)
+            writer.writeheader()
+            writer.writerows(rows)
+    if args.json:
+        with open(args.json, "w") as f:
+            clean = [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()} for row in rows]
+            json.dump({"preset": args.preset, "weights": args.weights, "images_per_second": rate, "rows": clean}, f, indent=1)
+    report_failures(failures)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,173 @@
+"""Images for the NPR detector: the official folder conventions, transforms and test protocols.
+
+Folder layout (the official ``get_dataset``): images under ``root/0_real`` (label 0) and
+``root/1_fake`` (label 1), searched recursively; or, when neither is directly under ``root``,
+under each subfolder of ``root`` (or those named in ``classes``), concatenated. Labels come from
+the folder names, not from their sorted order.
+
+Loading never stops a long run: a file that cannot be decoded (truncated, not an image) becomes a
+:class:`Failure` carrying its path and the reason, which the loaders pass on to be reported.
+"""
+
+import os
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import Tensor
+from torch.utils.data import DataLoader, Dataset
+from torchvision import transforms as T
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".gif")
+LABELS = {"0_real": 0, "1_fake": 1}
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How a test set is fed to the model: resize to load_size x load_size first or not, centre
+    crop to crop_size or not, and a batch size the protocol prescribes (None: the user's)."""
+
+    resize: bool
+    crop: bool
+    batch_size: Optional[int] = None
+    load_size: int = 256
+    crop_size: int = 224
+
+
+# The official test.py settings, and its README's for AIGCDetectBenchmark (batch size 1; odd
+# sizes are cropped to even by the model itself). "val" is the validation during training.
+PRESETS: Dict[str, Protocol] = {
+    "ForenSynths": Protocol(resize=True, crop=False),
+    "GANGen-Detection": Protocol(resize=False, crop=False),
+    "DiffusionForensics": Protocol(resize=True, crop=False),
+    "UniversalFakeDetect": Protocol(resize=True, crop=False),
+    "AIGCDetectBenchmark": Protocol(resize=False, crop=False, batch_size=1),
+    "val": Protocol(resize=True, crop=True),
+}
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """8-bit RGB from any PIL mode: grayscale, palette (with transparency), RGBA and LA (alpha
+    dropped, as the official loader's ``convert('RGB')`` does), CMYK, and 16-bit or float
+    grayscale, which are rescaled to 8 bits rather than clipped."""
+    if image.mode.startswith("I"):  # "I;16", "I;16B", "I" (32-bit int, holds 16-bit PNGs)
+        values = np.asarray(image, dtype=np.int64)
+        image = Image.fromarray((np.clip(values, 0, 65535) >> 8).astype(np.uint8), "L")
+    elif image.mode == "F":
+        image = Image.fromarray(np.clip(np.asarray(image), 0, 255).astype(np.uint8), "L")
+    elif image.mode == "P":
+        image = image.convert("RGBA")
+    return image if image.mode == "RGB" else image.convert("RGB")
+
+
+def load_rgb(path: str) -> Image.Image:
+    """The image at ``path`` as 8-bit RGB, fully decoded (a truncated file raises OSError)."""
+    with Image.open(path) as image:
+        image.load()
+        return to_rgb(image)
+
+
+def is_image_file(path: str) -> bool:
+    return path.lower().endswith(IMAGE_EXTENSIONS)
+
+
+def list_images(folder: str) -> List[str]:
+    """Image files under ``folder``, recursively, in sorted order."""
+    found = []
+    for directory, subdirs, files in os.walk(folder, followlinks=True):
+        subdirs.sort()
+        found += [os.path.join(directory, name) for name in sorted(files) if is_image_file(name)]
+    return found
+
+
+def real_fake_samples(root: str, classes: Optional[Sequence[str]] = None) -> List[Tuple[str, int]]:
+    """(path, label) for every image of a root in the official layout (see the module doc)."""
+    if not os.path.isdir(root):
+        raise FileNotFoundError(f"{root}: no such folder")
+    entries = sorted(os.listdir(root))
+    if any(name in LABELS for name in entries):
+        roots = [root]
+    else:
+        names = list(classes) if classes else [e for e in entries if os.path.isdir(os.path.join(root, e))]
+        roots = [os.path.join(root, name) for name in names]
+    samples = []
+    for folder in roots:
+        label_dirs = [name for name in LABELS if os.path.isdir(os.path.join(folder, name))]
+        if not label_dirs:
+            raise FileNotFoundError(f"{folder}: expected a 0_real and/or 1_fake folder in it")
+        for name in label_dirs:
+            samples += [(path, LABELS[name]) for path in list_images(os.path.join(folder, name))]
+    if not samples:
+        raise FileNotFoundError(f"{root}: no images found under its 0_real/1_fake folders")
+    return samples
+
+
+def eval_transform(protocol: Protocol):
+    steps = [T.Resize((protocol.load_size, protocol.load_size))] if protocol.resize else []
+    steps += [T.CenterCrop(protocol.crop_size)] if protocol.crop else []
+    return T.Compose(steps + [T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+
+
+@dataclass
+class Failure:
+    """An image that could not be used, and why."""
+
+    path: str
+    reason: str
+
+
+class ImageDataset(Dataset):
+    """(image tensor, label, path) for a list of (path, label); a Failure for a broken file.
+    Label -1 means unknown (images to classify)."""
+
+    def __init__(self, samples: Sequence[Tuple[str, int]], transform):
+        self.samples = list(samples)
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.samples)
+
+    def __getitem__(self, index: int):
+        path, label = self.samples[index]
+        try:
+            image = self.transform(load_rgb(path))
+        except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as error:
+            return Failure(path, f"{type(error).__name__}: {error}")
+        return image, label, path
+
+
+@dataclass
+class Batch:
+    """A loader's batch: images grouped by size (each group one tensor), and the failures."""
+
+    groups: List[Tuple[Tensor, Tensor, List[str]]] = field(default_factory=list)
+    failures: List[Failure] = field(default_factory=list)
+
+
+def collate_by_size(items) -> Batch:
+    """Stacks the images of each size separately, so that a run over images of many sizes (no
+    resize) batches what it can instead of failing."""
+    batch = Batch()
+    by_size: Dict[Tuple[int, ...], list] = {}
+    for item in items:
+        if isinstance(item, Failure):
+            batch.failures.append(item)
+        else:
+            by_size.setdefault(tuple(item[0].shape), []).append(item)
+    for group in by_size.values():
+        images, labels, paths = zip(*group)
+        batch.groups.append((torch.stack(images), torch.tensor(labels), list(paths)))
+    return batch
+
+
+def make_loader(dataset: Dataset, batch_size: int, workers: int, shuffle: bool = False, sampler=None,
+                drop_last: bool = False, pin_memory: bool = False) -> DataLoader:
+    return DataLoader(
+        dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
+        num_workers=workers, collate_fn=collate_by_size, drop_last=drop_last,
+        pin_memory=pin_memory, persistent_workers=False,
+    )
