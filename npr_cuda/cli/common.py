@@ -26,8 +26,9 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
-def report_failures(failures, stream=sys.stderr) -> None:
-    """Lists the images that were skipped, at the end of a run."""
+def report_failures(failures, stream=None) -> None:
+    """Lists the images that were skipped, at the end of a run (on stderr by default)."""
+    stream = stream or sys.stderr
     if failures:
         print(f"skipped {len(failures)} unreadable image(s):", file=stream)
         for failure in failures:
