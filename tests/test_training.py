@@ -1,0 +1,160 @@
+"""npr-train: the recipe learns, resumes exactly (after epochs and after an interruption inside
+one), writes checkpoints atomically, and runs on two processes with gloo."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import npr_cuda.training as training
+from npr_cuda.cli import train as train_cli
+from npr_cuda.detector import load_detector, read_state_dict
+from npr_cuda.training import decayed_lr, save_atomically
+
+
+def write_dataset(root, per_class=8, size=40, seed=0):
+    """Real: noise. Fake: noise at half resolution, up-sampled by 2 (nearest): the trace NPR sees."""
+    rng = np.random.default_rng(seed)
+    for split in ("train", "val"):
+        for label, folder in enumerate(("0_real", "1_fake")):
+            os.makedirs(os.path.join(root, split, folder), exist_ok=True)
+            for i in range(per_class):
+                if label == 0:
+                    pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+                else:
+                    pixels = rng.integers(0, 256, (size // 2, size // 2, 3), dtype=np.uint8).repeat(2, 0).repeat(2, 1)
+                Image.fromarray(pixels).save(os.path.join(root, split, folder, f"{i}.png"))
+    return root
+
+
+def train_args(data, output, *extra):
+    return [str(data), "--output", str(output), "--batch-size", "8", "--load-size", "40", "--crop-size", "32",
+            "--workers", "0", "--device", "cpu", "--quiet", "--save-every", "0", *extra]
+
+
+def log_of(output):
+    with open(os.path.join(output, "log.jsonl")) as f:
+        return [json.loads(line) for line in f]
+
+
+def weights_of(output):
+    return read_state_dict(os.path.join(output, "last.pth"))
+
+
+def assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    return write_dataset(str(tmp_path_factory.mktemp("data")))
+
+
+def test_training_lowers_the_loss_and_logs_every_epoch(data, tmp_path):
+    train_cli.main(train_args(data, tmp_path, "--niter", "6", "--lr", "1e-3"))
+    log = log_of(tmp_path)
+    assert [r["epoch"] for r in log] == [1, 2, 3, 4, 5, 6]
+    assert log[-1]["train_loss"] < 0.8 * log[0]["train_loss"]
+    assert all(0 <= r["val_acc"] <= 1 and 0 <= r["val_ap"] <= 1 and r["images_per_s"] > 0 for r in log)
+    state = torch.load(os.path.join(tmp_path, "last.pth"), weights_only=True)
+    assert state["epoch"] == 6 and state["step"] == 0 and set(state) >= {"model", "optimizer", "epoch"}
+    load_detector(os.path.join(tmp_path, "last.pth"))  # what npr-eval and npr-detect read
+
+
+def test_learning_rate_schedule(data, tmp_path):
+    train_cli.main(train_args(data, tmp_path, "--niter", "3", "--delr-freq", "1", "--val-split", ""))
+    assert [r["lr"] for r in log_of(tmp_path)] == pytest.approx([2e-4, 1.8e-4, 1.62e-4])
+    assert decayed_lr(1.05e-6) == 1e-6 and decayed_lr(1e-6) == 1e-6
+
+
+def test_resume_after_an_epoch_continues_exactly(data, tmp_path):
+    straight, split = tmp_path / "straight", tmp_path / "split"
+    train_cli.main(train_args(data, straight, "--niter", "2"))
+    train_cli.main(train_args(data, split, "--niter", "1"))
+    train_cli.main(train_args(data, split, "--niter", "2", "--resume", str(split / "last.pth")))
+    assert_same_weights(weights_of(straight), weights_of(split))
+    assert [r["train_loss"] for r in log_of(straight)] == [r["train_loss"] for r in log_of(split)]
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_interrupt_inside_an_epoch_saves_and_resume_continues_exactly(data, tmp_path, monkeypatch, signum):
+    straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
+    train_cli.main(train_args(data, straight, "--niter", "2", "--val-split", ""))
+
+    real_loss, calls = training.F.binary_cross_entropy_with_logits, []
+
+    def loss_with_a_signal(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:  # during step 1 of 2 of the second epoch
+            os.kill(os.getpid(), signum)
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(training.F, "binary_cross_entropy_with_logits", loss_with_a_signal)
+    with pytest.raises(SystemExit) as stopped:
+        train_cli.main(train_args(data, interrupted, "--niter", "2", "--val-split", ""))
+    assert stopped.value.code == 130
+    saved = torch.load(interrupted / "last.pth", weights_only=True)
+    assert (saved["epoch"], saved["step"]) == (1, 1)  # the step in flight was completed, then saved
+    monkeypatch.setattr(training.F, "binary_cross_entropy_with_logits", real_loss)
+    train_cli.main(train_args(data, interrupted, "--niter", "2", "--val-split", "", "--resume", str(interrupted / "last.pth")))
+    assert_same_weights(weights_of(straight), weights_of(interrupted))
+    assert signal.getsignal(signum) in (signal.default_int_handler, signal.SIG_DFL)  # handlers restored
+
+
+def test_data_workers_do_not_change_the_result(data, tmp_path):
+    for workers in ("0", "2"):
+        args = train_args(data, tmp_path / workers, "--niter", "1", "--val-split", "", "--jpeg-prob", "0.5", "--blur-prob", "0.5")
+        args[args.index("--workers") + 1] = workers
+        train_cli.main(args)
+    assert_same_weights(weights_of(tmp_path / "0"), weights_of(tmp_path / "2"))
+
+
+def test_atomic_write_keeps_the_previous_checkpoint_when_interrupted(tmp_path, monkeypatch):
+    path = str(tmp_path / "last.pth")
+    save_atomically({"model": {"w": torch.ones(3)}, "epoch": 1}, path)
+    real_save = torch.save
+
+    def save_half_then_die(obj, f, *args, **kwargs):
+        f.write(b"PK\x03\x04 partial")
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(torch, "save", save_half_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        save_atomically({"model": {"w": torch.zeros(3)}, "epoch": 2}, path)
+    monkeypatch.setattr(torch, "save", real_save)
+    kept = torch.load(path, weights_only=True)
+    assert kept["epoch"] == 1 and torch.equal(kept["model"]["w"], torch.ones(3))
+    assert os.listdir(tmp_path) == ["last.pth"]  # no temporary file left behind
+
+
+def test_two_processes_with_gloo(data, tmp_path):
+    torchrun = shutil.which("torchrun")
+    assert torchrun, "torchrun comes with torch"
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    result = subprocess.run(
+        [torchrun, "--standalone", "--nproc_per_node=2", "-m", "npr_cuda.cli.train",
+         *train_args(data, tmp_path, "--niter", "2")],
+        capture_output=True, text=True, env=env, timeout=600,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    log = log_of(tmp_path)
+    assert [r["epoch"] for r in log] == [1, 2]  # one writer: rank 0
+    assert torch.load(tmp_path / "last.pth", weights_only=True)["epoch"] == 2
+    # 16 training images, global batch 8 over 2 processes: 2 steps an epoch.
+    assert log[-1]["steps"] == 4
+
+
+def test_bad_arguments(data, tmp_path):
+    with pytest.raises(SystemExit, match="no such folder"):
+        train_cli.main(train_args(tmp_path / "nowhere", tmp_path / "out"))
+    with pytest.raises(SystemExit):
+        train_cli.main(train_args(data, tmp_path / "out", "--jpeg-quality", "90,30"))
