@@ -16,12 +16,12 @@ import sys
 import time
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 import npr_cuda
 from npr_cuda.detector import npr_resnet50
 from npr_cuda.reference import official_npr
+from npr_cuda.training import train_step
 
 IMPLEMENTATIONS = {"official": official_npr, "npr_cuda": npr_cuda.npr}
 
@@ -75,10 +75,7 @@ def make_step(mode, model, optimizer, images, labels):
                 model(images)
     else:
         def step():
-            loss = F.binary_cross_entropy_with_logits(model(images).squeeze(1), labels)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+            train_step(model, optimizer, images, labels)
     return step
 
 

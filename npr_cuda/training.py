@@ -127,6 +127,21 @@ def save_atomically(obj, path: str) -> None:
             os.remove(tmp)
 
 
+def train_step(model, optimizer, images, labels, scaler=None, amp_dtype=None) -> float:
+    """One step of the recipe: BCEWithLogitsLoss on the logits, backward, optimizer step."""
+    with torch.autocast(images.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
+        loss = F.binary_cross_entropy_with_logits(model(images).squeeze(1).float(), labels.float())
+    optimizer.zero_grad(set_to_none=True)
+    if scaler is None:
+        loss.backward()
+        optimizer.step()
+    else:
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+    return loss.item()
+
+
 def decayed_lr(lr: float) -> float:
     return max(lr * LR_DECAY, MIN_LR)
 
@@ -264,14 +279,8 @@ def train(args, train_samples: List[Tuple[str, int]], val_samples: Optional[List
                     failures += batch.failures
                     for images, labels, _ in batch.groups:
                         images = images.to(device, non_blocking=True).contiguous(memory_format=memory_format)
-                        labels = labels.to(device, non_blocking=True).float()
-                        with torch.autocast(device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-                            loss = F.binary_cross_entropy_with_logits(ddp_model(images).squeeze(1).float(), labels)
-                        optimizer.zero_grad(set_to_none=True)
-                        scaler.scale(loss).backward()
-                        scaler.step(optimizer)
-                        scaler.update()
-                        losses.append(loss.item())
+                        labels = labels.to(device, non_blocking=True)
+                        losses.append(train_step(ddp_model, optimizer, images, labels, scaler, amp_dtype))
                         images_seen += images.shape[0]
                     step_in_epoch += 1
                     total_steps += 1

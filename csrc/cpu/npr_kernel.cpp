@@ -23,28 +23,32 @@ bool use_avx2_kernels() {
 #endif
 }
 
-at::Tensor npr_cpu(const at::Tensor& x) {
-  const PlaneLayout layout = prepare_planes(x, "npr");
+// One pass's kernels for each instruction set built (avx2 is null where none is).
+struct PassKernels {
+  void (*baseline)(const PlaneLayout&);
+  void (*avx2)(const PlaneLayout&);
+};
+
 #if NPR_CUDA_CPU_AVX2
-  if (use_avx2_kernels()) {
-    AVX2::npr_forward(layout);
-    return layout.output;
-  }
+constexpr PassKernels kForward{DEFAULT::npr_forward, AVX2::npr_forward};
+constexpr PassKernels kBackward{DEFAULT::npr_backward, AVX2::npr_backward};
+#else
+constexpr PassKernels kForward{DEFAULT::npr_forward, nullptr};
+constexpr PassKernels kBackward{DEFAULT::npr_backward, nullptr};
 #endif
-  DEFAULT::npr_forward(layout);
+
+at::Tensor run(const at::Tensor& input, const char* op_name, const PassKernels& kernels) {
+  const PlaneLayout layout = prepare_planes(input, op_name);
+  (kernels.avx2 != nullptr && use_avx2_kernels() ? kernels.avx2 : kernels.baseline)(layout);
   return layout.output;
 }
 
+at::Tensor npr_cpu(const at::Tensor& x) {
+  return run(x, "npr", kForward);
+}
+
 at::Tensor npr_backward_cpu(const at::Tensor& grad) {
-  const PlaneLayout layout = prepare_planes(grad, "npr_backward");
-#if NPR_CUDA_CPU_AVX2
-  if (use_avx2_kernels()) {
-    AVX2::npr_backward(layout);
-    return layout.output;
-  }
-#endif
-  DEFAULT::npr_backward(layout);
-  return layout.output;
+  return run(grad, "npr_backward", kBackward);
 }
 
 }  // namespace

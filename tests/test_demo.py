@@ -1,0 +1,65 @@
+"""npr-demo's offline data: deterministic for a seed, near-identity fakes with their
+up-sampler's trace, the figure, and the whole demo at a tiny size."""
+
+import json
+
+import pytest
+import torch
+from PIL import Image
+
+from npr_cuda.cli import demo as demo_cli
+from npr_cuda.demo import FAMILIES, TEST_PHOTOS, TRAIN_PHOTOS, UpsamplingGenerator, figure, load_photo, make_split
+from npr_cuda.reference import npr_reference
+
+PHOTOS = ["astronaut", "china"]
+
+
+def test_every_photo_ships_offline():
+    for name in TRAIN_PHOTOS + TEST_PHOTOS:
+        photo = load_photo(name)
+        assert photo.dtype.name == "uint8" and photo.ndim == 3 and photo.shape[2] == 3 and min(photo.shape[:2]) >= 128
+    assert not set(TRAIN_PHOTOS) & set(TEST_PHOTOS)
+
+
+def test_data_is_deterministic_for_a_seed():
+    first, again, other = (make_split(PHOTOS, 3, 16, seed) for seed in (7, 7, 8))
+    assert list(first) == ["real", *FAMILIES]
+    for key in first:
+        assert first[key].shape == (6, 3, 16, 16)
+        assert torch.equal(first[key], again[key])
+        assert not torch.equal(first[key], other[key])
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_fakes_look_like_their_input(family):
+    photo = torch.from_numpy(load_photo("astronaut")[100:164, 200:264]).permute(2, 0, 1)[None].float() / 255
+    fake = UpsamplingGenerator(family, seed=3)(photo)
+    assert fake.shape == photo.shape and 0 <= fake.min() and fake.max() <= 1
+    assert torch.equal(fake * 255, torch.round(fake * 255))  # 8-bit, like a saved image
+    assert (fake - photo).abs().mean() < 0.12  # near-identity: what a 2x down/up round trip loses, and a little more
+    if family == "nearest":  # the purest trace: every pixel equals its block's anchor
+        assert torch.equal(npr_reference(fake), torch.zeros_like(fake))
+
+
+def test_unknown_family():
+    with pytest.raises(ValueError, match="unknown up-sampler family 'lanczos'"):
+        UpsamplingGenerator("lanczos", seed=0)
+
+
+def test_figure(tmp_path):
+    path = tmp_path / "f.png"
+    figure(make_split(PHOTOS, 2, 16, 0), str(path), columns=2, zoom=2)
+    image = Image.open(path)
+    assert image.size == (150 + 2 * 2 * (32 + 4), 5 * (32 + 4) + 4)
+
+
+def test_demo_end_to_end_tiny(tmp_path, capsys):
+    out = tmp_path / "demo.json"
+    demo_cli.main(["--crops", "2", "--size", "16", "--epochs", "1", "--batch-size", "8", "--device", "cpu",
+                   "--figure", str(tmp_path / "demo.png"), "--json", str(out)])
+    table = capsys.readouterr().out
+    assert "NPR detector trained on transposed_conv up-sampling" in table
+    rows = json.load(open(out))["rows"]
+    assert [r["family"] for r in rows] == FAMILIES and [r["trained_on"] for r in rows] == [False, False, True, False]
+    assert all(r["n"] == 2 * 2 * len(TEST_PHOTOS) for r in rows)
+    assert (tmp_path / "demo.png").exists()
