@@ -60,25 +60,32 @@ class UpsamplingGenerator(nn.Module):
         self.family = family
         gen = torch.Generator().manual_seed(seed)
 
-        def noise(*shape, scale=0.03):
-            return torch.randn(*shape, generator=gen) * scale
+        def perturbed(weight, phases=1):
+            """weight + noise that sums to zero over the taps each output phase uses, so the
+            generator keeps the image's colours and brightness and changes only its texture."""
+            noise = torch.randn(weight.shape, generator=gen) * 0.03
+            for a in range(phases):
+                for b in range(phases):
+                    taps = noise[..., a::phases, b::phases]
+                    taps -= taps.mean(dim=(-2, -1), keepdim=True)
+            return weight + noise
 
         identity3x3 = torch.zeros(3, 3, 3, 3)
         identity3x3[range(3), range(3), 1, 1] = 1
         self.mix = nn.Conv2d(3, 3, 3, padding=1, bias=False)
-        self.mix.weight.data = identity3x3 + noise(3, 3, 3, 3)
+        self.mix.weight.data = perturbed(identity3x3)
         if family == "transposed_conv":  # a bilinear kernel per channel, perturbed: checkerboard traces
             ramp = torch.tensor([0.25, 0.75, 0.75, 0.25])
             kernel = torch.zeros(3, 3, 4, 4)
             kernel[range(3), range(3)] = torch.outer(ramp, ramp)
             self.up = nn.ConvTranspose2d(3, 3, 4, stride=2, padding=1, bias=False)
-            self.up.weight.data = kernel + noise(3, 3, 4, 4)
+            self.up.weight.data = perturbed(kernel, phases=2)
         elif family == "pixel_shuffle":  # each sub-pixel a slightly different copy of its input
             weight = torch.zeros(12, 3, 3, 3)
             for channel in range(3):
                 weight[4 * channel:4 * channel + 4, channel, 1, 1] = 1
             self.up = nn.Sequential(nn.Conv2d(3, 12, 3, padding=1, bias=False), nn.PixelShuffle(2))
-            self.up[0].weight.data = weight + noise(12, 3, 3, 3)
+            self.up[0].weight.data = perturbed(weight)
         self.requires_grad_(False)
 
     def forward(self, x: Tensor) -> Tensor:
