@@ -5,10 +5,11 @@
 //
 // Work is split by row pair: an even row h and the odd row h + 1 share the anchors of row h, so
 // one pass reads each element once and writes each output once. NCHW rows (one element per
-// pixel) take the at::vec path: 2 * Vectorized<float>::size() columns at a time, converted to
-// float for half and bfloat16, the anchors duplicated across lanes with (de)interleave. Other
-// pixel widths (channels_last) and row tails take the scalar path, which works in opmath
-// precision on widened rows.
+// pixel) take the pair path: 2 * Vectorized<float>::size() columns at a time, the anchors
+// lined up with their pairs in registers. Other pixel widths (channels_last) and row tails take
+// the spread path: the row of anchors (each pair's first pixel written twice) is built in a small
+// buffer, and each output row is then a plain vectorised subtraction; their backward copies the
+// rows and corrects the anchors, a quarter of the elements.
 
 #include "../npr.h"
 #include "../npr_rule.h"
@@ -178,105 +179,70 @@ void backward_pair_vectorized(const scalar_t* even, const scalar_t* odd, scalar_
   }
 }
 
-// --------------------------------------------------------------------------------- scalar path
+// --------------------------------------------------------------------------------- spread path
 
-// Columns [begin, width * inner) of a row pair whose pixels hold `inner` elements, in opmath
-// precision; `begin` is at a pixel-pair boundary. `odd` is null for the last row of an odd H.
-template <typename scalar_t, int64_t kInner>
-void forward_pair_scalar(const opmath_t<scalar_t>* even, const opmath_t<scalar_t>* odd,
-                         opmath_t<scalar_t>* out_even, opmath_t<scalar_t>* out_odd,
-                         int64_t begin, int64_t width, int64_t runtime_inner) {
-  using compute_t = opmath_t<scalar_t>;
-  const int64_t inner = kInner > 0 ? kInner : runtime_inner;
-  for (int64_t w = begin / inner; w < width; w += 2) {
-    const int64_t pixels = std::min<int64_t>(2, width - w);  // 1 for a trailing partial block
-    const int64_t c = w * inner;
-    for (int64_t i = 0; i < inner; ++i) {
-      const compute_t anchor = even[c + i];
-      for (int64_t k = 0; k < pixels * inner; k += inner) {
-        out_even[c + k + i] = residual<compute_t>(even[c + k + i], anchor);
-        if (odd != nullptr) {
-          out_odd[c + k + i] = residual<compute_t>(odd[c + k + i], anchor);
-        }
-      }
-    }
-  }
-}
-
-template <typename scalar_t, int64_t kInner>
-void backward_pair_scalar(const opmath_t<scalar_t>* even, const opmath_t<scalar_t>* odd,
-                          opmath_t<scalar_t>* out_even, opmath_t<scalar_t>* out_odd,
-                          int64_t begin, int64_t width, int64_t runtime_inner) {
-  using compute_t = opmath_t<scalar_t>;
-  const int64_t inner = kInner > 0 ? kInner : runtime_inner;
-  for (int64_t w = begin / inner; w < width; w += 2) {
-    const int64_t pixels = std::min<int64_t>(2, width - w);
-    const int64_t c = w * inner;
-    for (int64_t i = 0; i < inner; ++i) {
-      compute_t sum = even[c + i];  // the block, row-major
-      if (pixels == 2) {
-        sum += even[c + inner + i];
-        out_even[c + inner + i] = even[c + inner + i];
-      }
-      if (odd != nullptr) {
-        for (int64_t k = 0; k < pixels * inner; k += inner) {
-          sum += odd[c + k + i];
-          out_odd[c + k + i] = odd[c + k + i];
-        }
-      }
-      out_even[c + i] = anchor_gradient<scalar_t>(even[c + i], sum);
-    }
-  }
-}
-
-// Where the scalar path reads and writes: float and double rows in place; half and bfloat16
-// rows widened to float and rounded back once after the row (the values of residual() and
-// anchor_gradient() on scalar_t: float arithmetic, one rounding).
+// out[c] = x[c] - anchors[c] for columns [begin, end): vectorised, in opmath precision.
 template <typename scalar_t>
-class Staging {
- public:
-  explicit Staging(int64_t row_length) : length_(row_length) {
-    if constexpr (kIsReduced<scalar_t>) {
-      buffer_.resize(4 * row_length);
-    }
+void subtract_row(const scalar_t* x, const scalar_t* anchors, scalar_t* out, int64_t begin, int64_t end) {
+  using C = Chunk<scalar_t>;
+  int64_t c = begin;
+  for (; c + C::kSize <= end; c += C::kSize) {
+    const C a = C::load(anchors + c);
+    const C v = C::load(x + c);
+    C{v.lo - a.lo, v.hi - a.hi}.store(out + c);
   }
-  // Slot 0, 1: inputs; 2, 3: outputs. Columns [begin, length) only.
-  const opmath_t<scalar_t>* input(int slot, const scalar_t* row, int64_t begin) {
-    if constexpr (kIsReduced<scalar_t>) {
-      if (row == nullptr) {
-        return nullptr;
-      }
-      float* wide = buffer_.data() + slot * length_;
-      for (int64_t i = begin; i < length_; ++i) {
-        wide[i] = static_cast<float>(row[i]);
-      }
-      return wide;
-    } else {
-      return row;
-    }
+  for (; c < end; ++c) {
+    out[c] = residual(x[c], anchors[c]);
   }
-  opmath_t<scalar_t>* output(int slot, scalar_t* row) {
-    if constexpr (kIsReduced<scalar_t>) {
-      return row == nullptr ? nullptr : buffer_.data() + slot * length_;
-    } else {
-      return row;
-    }
-  }
-  void commit(int slot, scalar_t* row, int64_t begin) {
-    if constexpr (kIsReduced<scalar_t>) {
-      if (row != nullptr) {
-        const float* wide = buffer_.data() + slot * length_;
-        for (int64_t i = begin; i < length_; ++i) {
-          row[i] = static_cast<scalar_t>(wide[i]);
-        }
-      }
-    }
-  }
+}
 
- private:
-  int64_t length_;
-  std::vector<float> buffer_;
-};
+// anchors[w * inner + i] = even[anchor_index(w) * inner + i] for pixels [begin, width), `begin`
+// even: each pair's first pixel, written twice.
+template <typename scalar_t, int64_t kInner>
+void spread_anchors(const scalar_t* even, scalar_t* anchors, int64_t begin, int64_t width, int64_t runtime_inner) {
+  const int64_t inner = kInner > 0 ? kInner : runtime_inner;
+  for (int64_t w = begin; w < width; ++w) {
+    const scalar_t* from = even + anchor_index(w) * inner;
+    scalar_t* to = anchors + w * inner;
+    for (int64_t i = 0; i < inner; ++i) {
+      to[i] = from[i];
+    }
+  }
+}
+
+// Backward for pixels [begin, width), `begin` even, once the rows have been copied to the
+// output: each anchor gets g - round(block sum), the sum in opmath precision, row-major. `odd`
+// is null for the last row of an odd H; a trailing partial block has no right neighbours.
+template <typename scalar_t, int64_t kInner, bool kHasOdd>
+void correct_anchors(const scalar_t* even, const scalar_t* odd, scalar_t* out_even, int64_t begin,
+                     int64_t width, int64_t runtime_inner) {
+  using compute_t = opmath_t<scalar_t>;
+  const int64_t inner = kInner > 0 ? kInner : runtime_inner;
+  const auto correct = [&](int64_t c, int64_t i, bool has_right) {
+    compute_t sum = static_cast<compute_t>(even[c + i]);
+    if (has_right) {
+      sum += static_cast<compute_t>(even[c + inner + i]);
+    }
+    if constexpr (kHasOdd) {
+      sum += static_cast<compute_t>(odd[c + i]);
+      if (has_right) {
+        sum += static_cast<compute_t>(odd[c + inner + i]);
+      }
+    }
+    out_even[c + i] = static_cast<scalar_t>(anchor_gradient<scalar_t>(static_cast<compute_t>(even[c + i]), sum));
+  };
+  const int64_t full_end = width - width % 2;
+  for (int64_t w = begin; w < full_end; w += 2) {
+    for (int64_t i = 0; i < inner; ++i) {
+      correct(w * inner, i, true);
+    }
+  }
+  if (width % 2 != 0) {
+    for (int64_t i = 0; i < inner; ++i) {
+      correct(full_end * inner, i, false);
+    }
+  }
+}
 
 // ------------------------------------------------------------------------------------ driver
 
@@ -291,13 +257,13 @@ void run_row_pairs(const PlaneLayout& layout) {
   const int64_t pairs_per_plane = (layout.height + 1) / 2;
   const int64_t pairs = layout.planes * pairs_per_plane;
   const int64_t grain = std::max<int64_t>(1, kElementsPerTask / (2 * length));
-  // NCHW rows go through the vector path up to the last whole chunk.
+  // NCHW rows go through the pair path up to the last whole chunk.
   const int64_t vector_end = kInner == 1 ? length - length % Chunk<scalar_t>::kSize : 0;
   const scalar_t* in = layout.input.const_data_ptr<scalar_t>();
   scalar_t* out = layout.output.mutable_data_ptr<scalar_t>();
 
   at::parallel_for(0, pairs, grain, [&](int64_t begin, int64_t end) {
-    Staging<scalar_t> staging(length);
+    std::vector<scalar_t> anchors(kPass == Pass::kForward && vector_end < length ? length : 0);
     for (int64_t pair = begin; pair < end; ++pair) {
       const int64_t plane = pair / pairs_per_plane;
       const int64_t h = 2 * (pair - plane * pairs_per_plane);
@@ -307,28 +273,31 @@ void run_row_pairs(const PlaneLayout& layout) {
       const scalar_t* odd = has_odd ? even + length : nullptr;
       scalar_t* out_even = out + offset;
       scalar_t* out_odd = has_odd ? out_even + length : nullptr;
+      const int64_t spread_begin = vector_end / layout.inner;  // first pixel of the spread path
 
       if constexpr (kPass == Pass::kForward) {
         forward_pair_vectorized(even, odd, out_even, out_odd, vector_end);
+        if (vector_end < length) {
+          spread_anchors<scalar_t, kInner>(even, anchors.data(), spread_begin, layout.width, layout.inner);
+          subtract_row(even, anchors.data(), out_even, vector_end, length);
+          if (has_odd) {
+            subtract_row(odd, anchors.data(), out_odd, vector_end, length);
+          }
+        }
       } else {
         backward_pair_vectorized(even, odd, out_even, out_odd, vector_end);
+        if (vector_end < length) {
+          std::memcpy(out_even + vector_end, even + vector_end, (length - vector_end) * sizeof(scalar_t));
+          if (has_odd) {
+            std::memcpy(out_odd + vector_end, odd + vector_end, (length - vector_end) * sizeof(scalar_t));
+          }
+          if (has_odd) {
+            correct_anchors<scalar_t, kInner, true>(even, odd, out_even, spread_begin, layout.width, layout.inner);
+          } else {
+            correct_anchors<scalar_t, kInner, false>(even, odd, out_even, spread_begin, layout.width, layout.inner);
+          }
+        }
       }
-      if (vector_end == length) {
-        continue;
-      }
-      const auto* even_wide = staging.input(0, even, vector_end);
-      const auto* odd_wide = staging.input(1, odd, vector_end);
-      auto* out_even_wide = staging.output(2, out_even);
-      auto* out_odd_wide = staging.output(3, out_odd);
-      if constexpr (kPass == Pass::kForward) {
-        forward_pair_scalar<scalar_t, kInner>(even_wide, odd_wide, out_even_wide, out_odd_wide,
-                                              vector_end, layout.width, layout.inner);
-      } else {
-        backward_pair_scalar<scalar_t, kInner>(even_wide, odd_wide, out_even_wide, out_odd_wide,
-                                               vector_end, layout.width, layout.inner);
-      }
-      staging.commit(2, out_even, vector_end);
-      staging.commit(3, out_odd, vector_end);
     }
   });
 }
