@@ -56,6 +56,7 @@ def parse_args(argv=None):
     parser.add_argument("--channels-last", action="store_true", help="channels_last inputs instead of NCHW")
     parser.add_argument("--seconds", type=float, default=None, help="time budget per candidate and case (default 0.4, quick 0.1)")
     parser.add_argument("--json", default=None, help="also write the results here")
+    parser.add_argument("--markdown", action="store_true", help="also print a condensed Markdown table (as in RESULTS.md)")
     parser.add_argument("--system-allocator", action="store_true",
                         help="keep glibc's default of unmapping freed large blocks (timings then include page faults)")
     return parser.parse_args(argv)
@@ -201,6 +202,23 @@ def print_table(rows, file=sys.stdout):
               f"{row['median_ms']:10.4f} {row['gb_per_s']:8.2f} {row['x_clone']:8.2f} {speedup:>18}", file=file)
 
 
+def markdown_table(rows) -> str:
+    """One line per (device, dtype, shape, pass): clone's time, then npr_cuda's with its ratio to
+    clone, and eager's and compiled's with npr_cuda's speedup over them."""
+    by_case = {}
+    for row in rows:
+        by_case.setdefault((row["device"], row["dtype"], row["shape"], row["pass"]), {})[row["candidate"]] = row
+    lines = ["| device | dtype | shape | pass | clone ms | npr_cuda ms (x clone) | eager ms (npr_cuda faster by) | compiled ms (npr_cuda faster by) |",
+             "| --- | --- | --- | --- | ---: | ---: | ---: | ---: |"]
+    for (device, dtype, shape, pass_name), c in by_case.items():
+        lines.append(
+            f"| {device} | {dtype} | {shape} | {pass_name} | {c['clone']['median_ms']:.3f} | "
+            f"{c['npr_cuda']['median_ms']:.3f} ({c['npr_cuda']['x_clone']:.2f}x) | "
+            f"{c['eager']['median_ms']:.3f} ({c['eager']['npr_cuda_speedup']:.2f}x) | "
+            f"{c['compiled']['median_ms']:.3f} ({c['compiled']['npr_cuda_speedup']:.2f}x) |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     args = parse_args(argv)
     if sys.platform == "linux" and not args.system_allocator and "GLIBC_TUNABLES" not in os.environ:
@@ -228,6 +246,8 @@ def main(argv=None):
         rows += make_rows(device, dtype_name, shape, timings, moved)
 
     print_table(rows)
+    if args.markdown:
+        print(markdown_table(rows))
     if args.json:
         report = {
             "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
