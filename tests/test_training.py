@@ -2,6 +2,7 @@
 one), writes checkpoints atomically, and runs on two processes with gloo."""
 
 import json
+import math
 import os
 import shutil
 import signal
@@ -158,3 +159,11 @@ def test_bad_arguments(data, tmp_path):
         train_cli.main(train_args(tmp_path / "nowhere", tmp_path / "out"))
     with pytest.raises(SystemExit):
         train_cli.main(train_args(data, tmp_path / "out", "--jpeg-quality", "90,30"))
+
+
+@pytest.mark.parametrize("options", [["--amp", "bf16"], ["--channels-last"], ["--npr", "official"]])
+def test_training_options(data, tmp_path, options):
+    train_cli.main(train_args(data, tmp_path, "--niter", "1", *options))
+    record = log_of(tmp_path)[0]
+    assert math.isfinite(record["train_loss"]) and 0 <= record["val_acc"] <= 1
+    load_detector(os.path.join(tmp_path, "last.pth"))
