@@ -164,6 +164,7 @@ class Arbitrary:
     pass
 
 
+@pytest.mark.filterwarnings("ignore:Detected pickle protocol")  # the plain pickle of an object
 @pytest.mark.parametrize("content", ["text", "pickled_object", "not_tensors", "empty_dict"])
 def test_rejects_files_that_are_not_checkpoints(tmp_path, content):
     path = tmp_path / "bad.pth"
