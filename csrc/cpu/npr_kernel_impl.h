@@ -45,7 +45,7 @@ template <typename scalar_t>
 constexpr bool kIsReduced =
     std::is_same_v<scalar_t, c10::Half> || std::is_same_v<scalar_t, c10::BFloat16>;
 
-// ------------------------------------------------------------------------- vector path (NCHW)
+// --------------------------------------------------------------------------- pair path (NCHW)
 
 // A chunk of 2 * Vectorized<opmath_t>::size() consecutive elements, held as two opmath vectors.
 template <typename scalar_t>
