@@ -113,37 +113,46 @@ struct BFloat16Pairs {
 template <typename scalar_t>
 void forward_pair_vectorized(const scalar_t* even, const scalar_t* odd, scalar_t* out_even,
                              scalar_t* out_odd, int64_t end) {
+  // One row after the other, each a single sequential stream; the second reads the even row's
+  // anchors again from L1.
   if constexpr (std::is_same_v<scalar_t, c10::BFloat16> && BFloat16Pairs::kUsable) {
     using P = BFloat16Pairs;
-    for (int64_t c = 0; c < end; c += P::kSize) {
-      const auto top = P::load(even + c);
-      const auto anchors = P::even(top);
-      P::store(out_even + c, P::pack(anchors - anchors, P::odd(top) - anchors));
-      if (odd != nullptr) {
-        const auto bottom = P::load(odd + c);
-        P::store(out_odd + c, P::pack(P::even(bottom) - anchors, P::odd(bottom) - anchors));
+    for (const auto& [row, out] : {std::pair{even, out_even}, std::pair{odd, out_odd}}) {
+      if (row == nullptr) {
+        continue;
+      }
+      for (int64_t c = 0; c < end; c += P::kSize) {
+        const auto anchors = P::even(P::load(even + c));
+        const auto lanes = P::load(row + c);
+        P::store(out + c, P::pack(P::even(lanes) - anchors, P::odd(lanes) - anchors));
       }
     }
     return;
   }
   using C = Chunk<scalar_t>;
-  for (int64_t c = 0; c < end; c += C::kSize) {
-    const C top = C::load(even + c);
-    const auto anchors = at::vec::deinterleave2(top.lo, top.hi).first;
-    const auto [spread_lo, spread_hi] = at::vec::interleave2(anchors, anchors);
-    C{top.lo - spread_lo, top.hi - spread_hi}.store(out_even + c);
-    if (odd != nullptr) {
-      const C bottom = C::load(odd + c);
-      C{bottom.lo - spread_lo, bottom.hi - spread_hi}.store(out_odd + c);
+  for (const auto& [row, out] : {std::pair{even, out_even}, std::pair{odd, out_odd}}) {
+    if (row == nullptr) {
+      continue;
+    }
+    for (int64_t c = 0; c < end; c += C::kSize) {
+      const C top = C::load(even + c);
+      const auto anchors = at::vec::deinterleave2(top.lo, top.hi).first;
+      const auto [spread_lo, spread_hi] = at::vec::interleave2(anchors, anchors);
+      const C x = row == even ? top : C::load(row + c);
+      C{x.lo - spread_lo, x.hi - spread_hi}.store(out + c);
     }
   }
 }
 
 // Backward over columns [0, end) of an NCHW row pair: each anchor (even column of the even row)
-// becomes g - round(block sum), the sum taken row-major; everything else passes through.
+// becomes g - round(block sum), the sum taken row-major; everything else passes through. The
+// odd row is copied first, so that each row is one sequential stream; the sums read it from L1.
 template <typename scalar_t>
 void backward_pair_vectorized(const scalar_t* even, const scalar_t* odd, scalar_t* out_even,
                               scalar_t* out_odd, int64_t end) {
+  if (odd != nullptr) {
+    std::memcpy(out_odd, odd, end * sizeof(scalar_t));
+  }
   if constexpr (std::is_same_v<scalar_t, c10::BFloat16> && BFloat16Pairs::kUsable) {
     using P = BFloat16Pairs;
     for (int64_t c = 0; c < end; c += P::kSize) {
@@ -154,7 +163,6 @@ void backward_pair_vectorized(const scalar_t* even, const scalar_t* odd, scalar_
         const auto bottom = P::load(odd + c);
         sum = sum + P::even(bottom);
         sum = sum + P::odd(bottom);
-        P::store(out_odd + c, bottom);
       }
       const auto anchors = g00 - at::vec::cast<float>(P::round_high(sum));
       P::store(out_even + c, P::low_half(P::round_high(anchors)) | (top & P::IVec(P::kHighHalf)));
@@ -171,7 +179,6 @@ void backward_pair_vectorized(const scalar_t* even, const scalar_t* odd, scalar_
       const auto [g10, g11] = at::vec::deinterleave2(bottom.lo, bottom.hi);
       sum = sum + g10;
       sum = sum + g11;
-      std::memcpy(out_odd + c, odd + c, C::kSize * sizeof(scalar_t));
     }
     const auto anchors = g00 - C::round_to_storage(sum);
     const auto [lo, hi] = at::vec::interleave2(anchors, g01);
