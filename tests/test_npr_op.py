@@ -102,15 +102,33 @@ def test_output_memory_format(device, rank, layout, fmt, gen):
 @pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", DTYPES)
 def test_nan_and_inf_propagate_like_the_reference(device, dtype, gen):
-    x = make_input((2, 3, 6, 8), dtype, device, "contiguous", gen)
-    special = torch.tensor([float("nan"), float("inf"), -float("inf")], dtype=dtype)
-    where = torch.randint(0, x.numel(), (40,), generator=gen)
-    x.view(-1)[where] = special[torch.arange(40) % 3].to(device)
-    x[..., 0, 0] = float("inf")  # an anchor: its whole block becomes NaN or -inf
-    x[..., 2, 2] = float("nan")
-    out = npr(x)
-    assert out.isnan().any() and out.isinf().any()
-    assert_bitwise_equal(out, official_npr(x))
+    # 40 columns: SIMD chunks and a scalar tail, NCHW and channels_last.
+    for fmt in (torch.contiguous_format, torch.channels_last):
+        x = make_input((2, 3, 6, 40), dtype, device, "contiguous", gen)
+        special = torch.tensor([float("nan"), float("inf"), -float("inf")], dtype=dtype)
+        where = torch.randint(0, x.numel(), (200,), generator=gen)
+        x.view(-1)[where] = special[torch.arange(200) % 3].to(device)
+        x[..., 0, 0] = float("inf")  # an anchor: its whole block becomes NaN or -inf
+        x[..., 2, 2] = float("nan")
+        x = x.contiguous(memory_format=fmt)
+        out = npr(x)
+        assert out.isnan().any() and out.isinf().any()
+        assert_bitwise_equal(out, official_npr(x))
+        assert_equal_values(npr_backward(x), official_gradient(torch.zeros_like(x), x))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_bfloat16_nan_payloads_stay_nan(device, gen):
+    """NaNs with every payload and sign, signalling ones too, at anchors and elsewhere: the
+    bfloat16 kernels round without a NaN special case, which must not turn any into a number."""
+    x = make_input((2, 4, 64), torch.bfloat16, device, "contiguous", gen)
+    payloads = torch.tensor([0x7FFF, 0xFFFF, 0x7F81, 0xFF81, 0x7FC0, 0xFFC1], dtype=torch.int32).to(torch.int16)
+    bits = x.view(torch.int16)
+    bits[0, :, :6] = payloads.to(device)  # columns 0-5 of every row: anchors and their neighbours
+    bits[1, 1::2, 7:13] = payloads.to(device)  # odd rows only
+    assert x.isnan().sum() == 4 * 6 + 2 * 6
+    assert_bitwise_equal(npr(x), official_npr(x[None])[0])
+    assert_equal_values(npr_backward(x), official_gradient(torch.zeros_like(x), x))
 
 
 @pytest.mark.parametrize("device", DEVICES)

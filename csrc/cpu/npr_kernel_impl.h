@@ -21,7 +21,6 @@
 
 #include <algorithm>
 #include <cstring>
-#include <limits>
 #include <type_traits>
 #include <vector>
 
@@ -95,9 +94,11 @@ struct BFloat16Pairs {
   static void store(c10::BFloat16* p, const IVec& lanes) { lanes.store(p); }
   static FVec even(const IVec& lanes) { return at::vec::cast<float>(lanes << IVec(16)); }
   static FVec odd(const IVec& lanes) { return at::vec::cast<float>(lanes & IVec(kHighHalf)); }
-  // f rounded to bfloat16 (to nearest even, as c10::BFloat16; NaN stays NaN), in the high half.
-  static IVec round_high(FVec f) {
-    f = FVec::blendv(f, FVec(std::numeric_limits<float>::quiet_NaN()), f.isnan());
+  // f rounded to bfloat16 (to nearest even, as c10::BFloat16), in the high half. NaN needs no
+  // special case here: every value rounded is computed from widened bfloat16s, and a NaN result
+  // of such arithmetic is an operand's NaN (quieted) or the default NaN, both with a zero low
+  // half, to which the rounding bias adds no carry: it stays NaN.
+  static IVec round_high(const FVec& f) {
     const IVec bits = at::vec::cast<int32_t>(f);
     return (bits + ((bits >> IVec(16)) & IVec(1)) + IVec(0x7FFF)) & IVec(kHighHalf);
   }
