@@ -134,10 +134,13 @@ class ImageDataset(Dataset):
     def __getitem__(self, index: int):
         path, label = self.samples[index]
         try:
-            image = self.transform(load_rgb(path))
+            image = self.transform_image(load_rgb(path), index)
         except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as error:
             return Failure(path, f"{type(error).__name__}: {error}")
         return image, label, path
+
+    def transform_image(self, image: Image.Image, index: int) -> Tensor:
+        return self.transform(image)
 
 
 @dataclass

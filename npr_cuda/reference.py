@@ -6,7 +6,6 @@
   there; the official README's alternative is to crop the last row/column first).
 """
 
-import torch
 import torch.nn.functional as F
 from torch import Tensor
 

@@ -29,11 +29,11 @@ import torch.distributed as dist
 import torch.nn.functional as F
 from PIL import Image, ImageFilter
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import Dataset, DistributedSampler, Sampler
+from torch.utils.data import DistributedSampler, Sampler
 from torchvision.transforms import functional as TF
 from tqdm import tqdm
 
-from .data import IMAGENET_MEAN, IMAGENET_STD, Failure, ImageDataset, Protocol, eval_transform, load_rgb, make_loader
+from .data import IMAGENET_MEAN, IMAGENET_STD, ImageDataset, Protocol, eval_transform, make_loader
 from .detector import npr_resnet50, read_state_dict
 from .metrics import binary_metrics
 from .predict import predict
@@ -78,22 +78,15 @@ def sample_generator(seed: int, epoch: int, index: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(entropy[0]) << 32 | int(entropy[1]))
 
 
-class TrainDataset(Dataset):
-    """(image, label, path) with augmentation drawn from (seed, epoch, index); Failure if broken."""
+class TrainDataset(ImageDataset):
+    """ImageDataset whose augmentation is drawn from (seed, epoch, index); Failure if broken."""
 
     def __init__(self, samples: Sequence[Tuple[str, int]], transform: TrainTransform, seed: int):
-        self.samples, self.transform, self.seed, self.epoch = list(samples), transform, seed, 0
+        super().__init__(samples, transform)
+        self.seed, self.epoch = seed, 0
 
-    def __len__(self):
-        return len(self.samples)
-
-    def __getitem__(self, index):
-        path, label = self.samples[index]
-        try:
-            image = load_rgb(path)
-        except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as error:
-            return Failure(path, f"{type(error).__name__}: {error}")
-        return self.transform(image, sample_generator(self.seed, self.epoch, index)), label, path
+    def transform_image(self, image: Image.Image, index: int) -> torch.Tensor:
+        return self.transform(image, sample_generator(self.seed, self.epoch, index))
 
 
 class SkipFirst(Sampler):
@@ -254,12 +247,12 @@ def train(args, train_samples: List[Tuple[str, int]], val_samples: Optional[List
         val_loader = make_loader(ImageDataset(val_samples, eval_transform(val_protocol)), args.batch_size,
                                  args.workers, pin_memory=device.type == "cuda")
 
-    def checkpoint(epoch_done, step, extra=None):
+    def checkpoint(epoch_done, step):
         if procs.main:
             save_atomically({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
                              "epoch": epoch_done, "step": step, "total_steps": total_steps,
-                             "args": {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool, list, tuple, type(None)))},
-                             **(extra or {})}, checkpoint_path)
+                             "args": {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool, list, tuple, type(None)))}},
+                            checkpoint_path)
 
     record = {}
     with StopRequests(procs) as stop:
