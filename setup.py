@@ -63,8 +63,9 @@ if with_cuda and not os.environ.get("TORCH_CUDA_ARCH_LIST") and not torch.cuda.i
 
 sources = ["csrc/npr.cpp", "csrc/python_module.cpp", *sorted(glob.glob("csrc/cpu/*.cpp"))]
 define_macros = []
-# -Wno-psabi: GCC notes that passing 32-byte vectors changed ABI in GCC 4.6, for every at::vec
-# AVX2 function (npr_kernel_avx2.cpp); nothing of ours crosses an ABI boundary with them.
+# -Wno-psabi: GCC notes that passing wide vectors changed ABI in old GCCs, for every at::vec
+# AVX2/AVX-512 function (npr_kernel_avx2.cpp, npr_kernel_avx512.cpp); nothing of ours crosses an
+# ABI boundary with them.
 extra_compile_args = {"cxx": ["-O3", "-Wno-psabi"]}
 extra_link_args = []
 if "OpenMP" in torch.__config__.parallel_info() and sys.platform != "win32":

@@ -73,7 +73,7 @@ torch.library.register_autograd("npr_cuda::npr_backward", _npr_backward_autograd
 
 def build_info() -> dict:
     """How the loaded extension was built and runs: ``{'cuda': bool, 'cuda_arch_list': str,
-    'cpu_isa': 'AVX2' or 'DEFAULT' (the CPU kernels in use), 'torch': str}``."""
+    'cpu_isa': 'AVX512', 'AVX2' or 'DEFAULT' (the CPU kernels in use), 'torch': str}``."""
     return {**_C.build_info(), "torch": torch.__version__}
 
 

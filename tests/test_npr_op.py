@@ -2,6 +2,7 @@
 TorchScript and bad input, on every device present."""
 
 import os
+import platform
 import subprocess
 import sys
 
@@ -72,6 +73,18 @@ def test_vector_chunks_and_their_tails(device, dtype, width, gen):
     """Widths around the SIMD chunk sizes (8 to 32 elements): vector body plus scalar tail."""
     for layout in ("contiguous", "channels_last"):
         x = make_input((2, 3, 5, width), dtype, device, layout, gen)
+        assert_bitwise_equal(on_poisoned_memory(npr, x), official_expected(x))
+        assert_equal_values(on_poisoned_memory(npr_backward, x), official_gradient(torch.zeros_like(x), x))
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("channels", [2, 4, 5, 16, 40])
+def test_channels_last_pixel_widths(device, dtype, channels, gen):
+    """channels_last pixels of C elements: anchors one pixel back or on, vectors straddling
+    pixels, pixels wider than a vector, odd widths (a last pixel without a right neighbour)."""
+    for width in (1, 2, 3, 7, 12, 33):
+        x = make_input((2, channels, 5, width), dtype, device, "channels_last", gen)
         assert_bitwise_equal(on_poisoned_memory(npr, x), official_expected(x))
         assert_equal_values(on_poisoned_memory(npr_backward, x), official_gradient(torch.zeros_like(x), x))
 
@@ -279,18 +292,23 @@ def test_cuda_tensor_without_cuda_kernels_says_how_to_rebuild():
         npr(torch.zeros(2, 2, device="cuda"))
 
 
-def test_baseline_cpu_kernels(tmp_path):
-    """The kernels for CPUs without AVX2 (chosen here with ATen's own switch), through the
-    parity tests above, in a fresh process."""
-    env = {**os.environ, "ATEN_CPU_CAPABILITY": "default"}
+@pytest.mark.parametrize("capability", ["default", "avx2"])
+def test_narrower_cpu_kernels(capability, tmp_path):
+    """The kernels for CPUs without AVX-512 or without AVX2 (chosen here with ATen's own
+    switch), through the parity tests above, in a fresh process."""
+    env = {**os.environ, "ATEN_CPU_CAPABILITY": capability}
     check = subprocess.run(
-        [sys.executable, "-c", "import npr_cuda; print(npr_cuda.build_info()['cpu_isa'])"],
+        [sys.executable, "-c",
+         "import torch, npr_cuda; print(torch.backends.cpu.get_cpu_capability(), npr_cuda.build_info()['cpu_isa'])"],
         env=env, capture_output=True, text=True, check=True,
     )
-    assert check.stdout.strip() == "DEFAULT"
+    aten_isa, kernel_isa = check.stdout.split()
+    if aten_isa != capability.upper():
+        pytest.skip(f"this CPU or build has no {capability} (ATen runs {aten_isa})")
+    assert kernel_isa == aten_isa
     tests = subprocess.run(
         [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k",
-         "matches_official and cpu or vector_chunks and cpu or gradcheck and cpu"],
+         "(matches_official or vector_chunks or pixel_widths or nan or gradcheck) and cpu"],
         env=env, capture_output=True, text=True, cwd=tmp_path,
     )
     assert tests.returncode == 0, tests.stdout[-3000:]
@@ -299,6 +317,8 @@ def test_baseline_cpu_kernels(tmp_path):
 
 def test_build_info():
     info = npr_cuda.build_info()
+    if platform.machine() in ("x86_64", "AMD64"):
+        assert info["cpu_isa"] == torch.backends.cpu.get_cpu_capability()  # ATen's choice, ours too
     assert info["cuda"] == npr_cuda.cuda_kernels_built()
     assert info["torch"] == torch.__version__
     if info["cuda"]:

@@ -5,24 +5,28 @@
 
 #include <string>
 
-// AVX2 kernels: x86-64 with GCC or Clang, which can compile one file for AVX2 through a pragma
-// while the rest of the build stays at the baseline.
+// AVX2 and AVX-512 kernels: x86-64 with GCC or Clang, which can compile one file for a wider
+// set through a pragma while the rest of the build stays at the baseline.
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
-#define NPR_CUDA_CPU_AVX2 1
+#define NPR_CUDA_CPU_X86_KERNELS 1
 #else
-#define NPR_CUDA_CPU_AVX2 0
+#define NPR_CUDA_CPU_X86_KERNELS 0
 #endif
 
 namespace npr_cuda::cpu {
 
-#if NPR_CUDA_CPU_AVX2
+#if NPR_CUDA_CPU_X86_KERNELS
 namespace AVX2 {
 void npr_forward(const PlaneLayout& layout);
 void npr_backward(const PlaneLayout& layout);
 }  // namespace AVX2
+namespace AVX512 {
+void npr_forward(const PlaneLayout& layout);
+void npr_backward(const PlaneLayout& layout);
+}  // namespace AVX512
 #endif
 
-// The instruction set the CPU ops run with in this process: "AVX2" or "DEFAULT".
+// The instruction set the CPU ops run with in this process: "AVX512", "AVX2" or "DEFAULT".
 std::string kernel_isa();
 
 }  // namespace npr_cuda::cpu

@@ -5,11 +5,10 @@
 //
 // Work is split by row pair: an even row h and the odd row h + 1 share the anchors of row h, so
 // one pass reads each element once and writes each output once. NCHW rows (one element per
-// pixel) take the pair path: 2 * Vectorized<float>::size() columns at a time, the anchors
-// lined up with their pairs in registers. Other pixel widths (channels_last) and row tails take
-// the spread path: the row of anchors (each pair's first pixel written twice) is built in a small
-// buffer, and each output row is then a plain vectorised subtraction; their backward copies the
-// rows and corrects the anchors, a quarter of the elements.
+// pixel) take the pair path: 2 * Vectorized<float>::size() columns at a time, the anchors lined
+// up with their pairs in registers. Wider pixels (channels_last) and NCHW row tails take the
+// spread path: vectors at any column, each anchor selected from its own column or from one pixel
+// back (forward), each anchor's block read one pixel on (backward).
 
 #include "../npr.h"
 #include "../npr_rule.h"
@@ -151,9 +150,6 @@ void forward_pair_vectorized(const scalar_t* even, const scalar_t* odd, scalar_t
 template <typename scalar_t>
 void backward_pair_vectorized(const scalar_t* even, const scalar_t* odd, scalar_t* out_even,
                               scalar_t* out_odd, int64_t end) {
-  if (odd != nullptr) {
-    std::memcpy(out_odd, odd, end * sizeof(scalar_t));
-  }
   if constexpr (std::is_same_v<scalar_t, c10::BFloat16> && BFloat16Pairs::kUsable) {
     using P = BFloat16Pairs;
     for (int64_t c = 0; c < end; c += P::kSize) {
@@ -167,6 +163,9 @@ void backward_pair_vectorized(const scalar_t* even, const scalar_t* odd, scalar_
       }
       const auto anchors = g00 - at::vec::cast<float>(P::round_high(sum));
       P::store(out_even + c, P::low_half(P::round_high(anchors)) | (top & P::IVec(P::kHighHalf)));
+    }
+    if (odd != nullptr) {
+      std::memcpy(out_odd, odd, end * sizeof(scalar_t));
     }
     return;
   }
@@ -185,70 +184,171 @@ void backward_pair_vectorized(const scalar_t* even, const scalar_t* odd, scalar_
     const auto [lo, hi] = at::vec::interleave2(anchors, g01);
     C{lo, hi}.store(out_even + c);
   }
+  if (odd != nullptr) {
+    std::memcpy(out_odd, odd, end * sizeof(scalar_t));
+  }
 }
 
 // --------------------------------------------------------------------------------- spread path
 
-// out[c] = x[c] - anchors[c] for columns [begin, end): vectorised, in opmath precision.
+// Pixels `inner` elements wide, any alignment: one Vectorized<scalar_t> of elements at a time,
+// each anchor fetched from its own column or from `inner` columns back. `odd_pixels` is a row
+// mask with every bit set at the elements of odd pixels; selections by it are bitwise, so
+// gradients that pass through keep their exact bits (NaN payloads included).
 template <typename scalar_t>
-void subtract_row(const scalar_t* x, const scalar_t* anchors, scalar_t* out, int64_t begin, int64_t end) {
-  using C = Chunk<scalar_t>;
-  int64_t c = begin;
-  for (; c + C::kSize <= end; c += C::kSize) {
-    const C a = C::load(anchors + c);
-    const C v = C::load(x + c);
-    C{v.lo - a.lo, v.hi - a.hi}.store(out + c);
-  }
-  for (; c < end; ++c) {
-    out[c] = residual(x[c], anchors[c]);
-  }
-}
+struct SpreadVectors {
+  using V = Vectorized<scalar_t>;
+  static constexpr int64_t kSize = V::size();
+  static constexpr bool kPairs = std::is_same_v<scalar_t, c10::BFloat16> && BFloat16Pairs::kUsable;
 
-// anchors[w * inner + i] = even[anchor_index(w) * inner + i] for pixels [begin, width), `begin`
-// even: each pair's first pixel, written twice.
-template <typename scalar_t, int64_t kInner>
-void spread_anchors(const scalar_t* even, scalar_t* anchors, int64_t begin, int64_t width, int64_t runtime_inner) {
-  const int64_t inner = kInner > 0 ? kInner : runtime_inner;
-  for (int64_t w = begin; w < width; ++w) {
-    const scalar_t* from = even + anchor_index(w) * inner;
-    scalar_t* to = anchors + w * inner;
-    for (int64_t i = 0; i < inner; ++i) {
-      to[i] = from[i];
+  // The anchors of columns [c, c + kSize) of the even row `even`, c >= inner.
+  static void anchors(const scalar_t* even, int64_t c, int64_t inner, const scalar_t* odd_pixels, scalar_t* to) {
+    V::blendv(V::loadu(even + c), V::loadu(even + c - inner), V::loadu(odd_pixels + c)).store(to + c);
+  }
+
+  static void subtract(const scalar_t* x, const scalar_t* anchors, scalar_t* out, int64_t c) {
+    if constexpr (kPairs) {
+      using P = BFloat16Pairs;
+      const auto lanes = P::load(x + c);
+      const auto a = P::load(anchors + c);
+      P::store(out + c, P::pack(P::even(lanes) - P::even(a), P::odd(lanes) - P::odd(a)));
+    } else if constexpr (kIsReduced<scalar_t>) {
+      const auto v = Chunk<scalar_t>::load(x + c);
+      const auto a = Chunk<scalar_t>::load(anchors + c);
+      Chunk<scalar_t>{v.lo - a.lo, v.hi - a.hi}.store(out + c);
+    } else {
+      (V::loadu(x + c) - V::loadu(anchors + c)).store(out + c);
     }
   }
-}
 
-// Backward for pixels [begin, width), `begin` even, once the rows have been copied to the
-// output: each anchor gets g - round(block sum), the sum in opmath precision, row-major. `odd`
-// is null for the last row of an odd H; a trailing partial block has no right neighbours.
-template <typename scalar_t, int64_t kInner, bool kHasOdd>
-void correct_anchors(const scalar_t* even, const scalar_t* odd, scalar_t* out_even, int64_t begin,
-                     int64_t width, int64_t runtime_inner) {
-  using compute_t = opmath_t<scalar_t>;
-  const int64_t inner = kInner > 0 ? kInner : runtime_inner;
-  const auto correct = [&](int64_t c, int64_t i, bool has_right) {
-    compute_t sum = static_cast<compute_t>(even[c + i]);
-    if (has_right) {
-      sum += static_cast<compute_t>(even[c + inner + i]);
-    }
-    if constexpr (kHasOdd) {
-      sum += static_cast<compute_t>(odd[c + i]);
-      if (has_right) {
-        sum += static_cast<compute_t>(odd[c + inner + i]);
+  // The even row's gradients at columns [c, c + kSize), c + inner + kSize <= row length: each
+  // anchor's right neighbour is `inner` columns on. `odd` is null for the last row of an odd H.
+  static void gradients(const scalar_t* even, const scalar_t* odd, int64_t c, int64_t inner,
+                        const scalar_t* odd_pixels, scalar_t* out_even) {
+    if constexpr (kPairs) {
+      using P = BFloat16Pairs;
+      const auto g00 = P::load(even + c);
+      const auto g01 = P::load(even + c + inner);
+      auto sum_even = P::even(g00) + P::even(g01);
+      auto sum_odd = P::odd(g00) + P::odd(g01);
+      if (odd != nullptr) {
+        const auto g10 = P::load(odd + c);
+        const auto g11 = P::load(odd + c + inner);
+        sum_even = (sum_even + P::even(g10)) + P::even(g11);
+        sum_odd = (sum_odd + P::odd(g10)) + P::odd(g11);
       }
-    }
-    out_even[c + i] = static_cast<scalar_t>(anchor_gradient<scalar_t>(static_cast<compute_t>(even[c + i]), sum));
-  };
-  const int64_t full_end = width - width % 2;
-  for (int64_t w = begin; w < full_end; w += 2) {
-    for (int64_t i = 0; i < inner; ++i) {
-      correct(w * inner, i, true);
+      const auto anchors = P::pack(P::even(g00) - at::vec::cast<float>(P::round_high(sum_even)),
+                                   P::odd(g00) - at::vec::cast<float>(P::round_high(sum_odd)));
+      // Lane-wise select (blendv's lanes are 32-bit here, the mask's elements 16-bit).
+      P::store(out_even + c, anchors ^ ((anchors ^ g00) & P::load(odd_pixels + c)));
+    } else if constexpr (kIsReduced<scalar_t>) {
+      using C = Chunk<scalar_t>;
+      const C g00 = C::load(even + c);
+      const C g01 = C::load(even + c + inner);
+      auto sum_lo = g00.lo + g01.lo;
+      auto sum_hi = g00.hi + g01.hi;
+      if (odd != nullptr) {
+        const C g10 = C::load(odd + c);
+        const C g11 = C::load(odd + c + inner);
+        sum_lo = (sum_lo + g10.lo) + g11.lo;
+        sum_hi = (sum_hi + g10.hi) + g11.hi;
+      }
+      const V anchors = at::vec::convert_from_float<scalar_t>(g00.lo - C::round_to_storage(sum_lo),
+                                                              g00.hi - C::round_to_storage(sum_hi));
+      V::blendv(anchors, V::loadu(even + c), V::loadu(odd_pixels + c)).store(out_even + c);
+    } else {
+      const V g00 = V::loadu(even + c);
+      auto sum = g00 + V::loadu(even + c + inner);
+      if (odd != nullptr) {
+        sum = (sum + V::loadu(odd + c)) + V::loadu(odd + c + inner);
+      }
+      V::blendv(g00 - sum, g00, V::loadu(odd_pixels + c)).store(out_even + c);
     }
   }
-  if (width % 2 != 0) {
-    for (int64_t i = 0; i < inner; ++i) {
-      correct(full_end * inner, i, false);
+};
+
+// Calls chunk(c) for chunks of kSize columns covering [begin, end), the last one moved back to
+// end at `end` (overlapping its neighbour: every output is a function of the input only, so the
+// overlap writes the same values twice), or element(c) for each column of a shorter range.
+template <int64_t kSize, typename ChunkFn, typename ElementFn>
+void cover(int64_t begin, int64_t end, const ChunkFn& chunk, const ElementFn& element) {
+  if (end - begin < kSize) {
+    for (int64_t c = begin; c < end; ++c) {
+      element(c);
     }
+    return;
+  }
+  int64_t c = begin;
+  for (; c + kSize <= end; c += kSize) {
+    chunk(c);
+  }
+  if (c < end) {
+    chunk(end - kSize);
+  }
+}
+
+// The even row's gradient at column c, scalar: an anchor gets g - round(block sum), the sum in
+// opmath precision, row-major; other columns pass through. A trailing partial block has no
+// right neighbours.
+template <typename scalar_t>
+scalar_t gradient_at(const scalar_t* even, const scalar_t* odd, int64_t c, int64_t inner, int64_t width) {
+  using compute_t = opmath_t<scalar_t>;
+  const int64_t w = c / inner;
+  if (w != anchor_index(w)) {
+    return even[c];
+  }
+  const bool has_right = w + 1 < width;
+  compute_t sum = static_cast<compute_t>(even[c]);
+  if (has_right) {
+    sum += static_cast<compute_t>(even[c + inner]);
+  }
+  if (odd != nullptr) {
+    sum += static_cast<compute_t>(odd[c]);
+    if (has_right) {
+      sum += static_cast<compute_t>(odd[c + inner]);
+    }
+  }
+  return static_cast<scalar_t>(anchor_gradient<scalar_t>(static_cast<compute_t>(even[c]), sum));
+}
+
+// Forward over columns [begin, length) of a row pair. The even row's anchors are gathered into
+// `anchors` (a row of scratch) first, so each output row is one subtraction stream.
+template <typename scalar_t>
+void forward_spread(const scalar_t* even, const scalar_t* odd, scalar_t* out_even, scalar_t* out_odd,
+                    int64_t begin, int64_t length, int64_t inner, const scalar_t* odd_pixels, scalar_t* anchors) {
+  using S = SpreadVectors<scalar_t>;
+  // Columns before `inner` belong to pixel 0, its own anchor (and nothing lies before it).
+  const int64_t first_pixel_end = std::min(std::max(begin, inner), length);
+  std::copy(even + begin, even + first_pixel_end, anchors + begin);
+  cover<S::kSize>(
+      first_pixel_end, length, [&](int64_t c) { S::anchors(even, c, inner, odd_pixels, anchors); },
+      [&](int64_t c) { anchors[c] = even[c - anchor_column_offset(c / inner, inner)]; });
+  for (const auto& [row, out] : {std::pair{even, out_even}, std::pair{odd, out_odd}}) {
+    if (row != nullptr) {
+      cover<S::kSize>(
+          begin, length, [&](int64_t c) { S::subtract(row, anchors, out, c); },
+          [&](int64_t c) { out[c] = residual(row[c], anchors[c]); });
+    }
+  }
+}
+
+// Backward over columns [begin, length) of a row pair: the even row computed, the odd row copied
+// (it passes through).
+template <typename scalar_t>
+void backward_spread(const scalar_t* even, const scalar_t* odd, scalar_t* out_even, scalar_t* out_odd,
+                     int64_t begin, int64_t length, int64_t inner, const scalar_t* odd_pixels) {
+  using S = SpreadVectors<scalar_t>;
+  const int64_t width = length / inner;
+  // The last pixel's right neighbour would lie past the row: it is done element by element.
+  const int64_t last_pixel = std::max(begin, length - inner);
+  const auto element = [&](int64_t c) { out_even[c] = gradient_at(even, odd, c, inner, width); };
+  cover<S::kSize>(begin, last_pixel, [&](int64_t c) { S::gradients(even, odd, c, inner, odd_pixels, out_even); },
+                  element);
+  for (int64_t c = last_pixel; c < length; ++c) {
+    element(c);
+  }
+  if (odd != nullptr) {
+    std::memcpy(out_odd + begin, odd + begin, (length - begin) * sizeof(scalar_t));
   }
 }
 
@@ -259,19 +359,29 @@ constexpr int64_t kElementsPerTask = 32768;
 
 enum class Pass { kForward, kBackward };
 
-template <Pass kPass, typename scalar_t, int64_t kInner>
+template <Pass kPass, typename scalar_t>
 void run_row_pairs(const PlaneLayout& layout) {
   const int64_t length = layout.row_length();
+  const int64_t inner = layout.inner;
   const int64_t pairs_per_plane = (layout.height + 1) / 2;
   const int64_t pairs = layout.planes * pairs_per_plane;
   const int64_t grain = std::max<int64_t>(1, kElementsPerTask / (2 * length));
-  // NCHW rows go through the pair path up to the last whole chunk.
-  const int64_t vector_end = kInner == 1 ? length - length % Chunk<scalar_t>::kSize : 0;
+  // NCHW rows go through the pair path up to the last whole chunk, the rest the spread path.
+  const int64_t spread_begin = inner == 1 ? length - length % Chunk<scalar_t>::kSize : 0;
   const scalar_t* in = layout.input.const_data_ptr<scalar_t>();
   scalar_t* out = layout.output.mutable_data_ptr<scalar_t>();
 
   at::parallel_for(0, pairs, grain, [&](int64_t begin, int64_t end) {
-    std::vector<scalar_t> anchors(kPass == Pass::kForward && vector_end < length ? length : 0);
+    // Per task: the odd-pixel mask of a row, and the forward's row of anchors.
+    std::vector<scalar_t> odd_pixels;
+    std::vector<scalar_t> anchors;
+    if (spread_begin < length) {
+      odd_pixels.resize(length);
+      for (int64_t w = 0; w < layout.width; ++w) {
+        std::memset(odd_pixels.data() + w * inner, w % 2 == 0 ? 0 : 0xFF, inner * sizeof(scalar_t));
+      }
+      anchors.resize(kPass == Pass::kForward ? length : 0);
+    }
     for (int64_t pair = begin; pair < end; ++pair) {
       const int64_t plane = pair / pairs_per_plane;
       const int64_t h = 2 * (pair - plane * pairs_per_plane);
@@ -281,51 +391,30 @@ void run_row_pairs(const PlaneLayout& layout) {
       const scalar_t* odd = has_odd ? even + length : nullptr;
       scalar_t* out_even = out + offset;
       scalar_t* out_odd = has_odd ? out_even + length : nullptr;
-      const int64_t spread_begin = vector_end / layout.inner;  // first pixel of the spread path
 
       if constexpr (kPass == Pass::kForward) {
-        forward_pair_vectorized(even, odd, out_even, out_odd, vector_end);
-        if (vector_end < length) {
-          spread_anchors<scalar_t, kInner>(even, anchors.data(), spread_begin, layout.width, layout.inner);
-          subtract_row(even, anchors.data(), out_even, vector_end, length);
-          if (has_odd) {
-            subtract_row(odd, anchors.data(), out_odd, vector_end, length);
-          }
+        forward_pair_vectorized(even, odd, out_even, out_odd, spread_begin);
+        if (spread_begin < length) {
+          forward_spread(even, odd, out_even, out_odd, spread_begin, length, inner, odd_pixels.data(),
+                         anchors.data());
         }
       } else {
-        backward_pair_vectorized(even, odd, out_even, out_odd, vector_end);
-        if (vector_end < length) {
-          std::memcpy(out_even + vector_end, even + vector_end, (length - vector_end) * sizeof(scalar_t));
-          if (has_odd) {
-            std::memcpy(out_odd + vector_end, odd + vector_end, (length - vector_end) * sizeof(scalar_t));
-          }
-          if (has_odd) {
-            correct_anchors<scalar_t, kInner, true>(even, odd, out_even, spread_begin, layout.width, layout.inner);
-          } else {
-            correct_anchors<scalar_t, kInner, false>(even, odd, out_even, spread_begin, layout.width, layout.inner);
-          }
+        backward_pair_vectorized(even, odd, out_even, out_odd, spread_begin);
+        if (spread_begin < length) {
+          backward_spread(even, odd, out_even, out_odd, spread_begin, length, inner, odd_pixels.data());
         }
       }
     }
   });
 }
 
-// Runs the pass with the pixel width as a compile-time constant where it is a common one (1:
-// NCHW, 3: RGB channels_last), and read at run time (kInner = 0) otherwise.
 template <Pass kPass>
 void run(const PlaneLayout& layout) {
   if (layout.output.numel() == 0) {
     return;
   }
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, layout.input.scalar_type(), "npr_cpu", [&] {
-    if (layout.inner == 1) {
-      run_row_pairs<kPass, scalar_t, 1>(layout);
-    } else if (layout.inner == 3) {
-      run_row_pairs<kPass, scalar_t, 3>(layout);
-    } else {
-      run_row_pairs<kPass, scalar_t, 0>(layout);
-    }
-  });
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, layout.input.scalar_type(), "npr_cpu",
+                                  [&] { run_row_pairs<kPass, scalar_t>(layout); });
 }
 
 }  // namespace
