@@ -19,6 +19,7 @@
 #include <ATen/cpu/vec/vec.h>
 
 #include <algorithm>
+#include <array>
 #include <cstring>
 #include <type_traits>
 #include <vector>
@@ -103,6 +104,10 @@ struct BFloat16Pairs {
   }
   static IVec low_half(const IVec& high) { return (high >> IVec(16)) & IVec(0xFFFF); }
   static IVec pack(const FVec& even, const FVec& odd) { return low_half(round_high(even)) | round_high(odd); }
+  // x - a for every element.
+  static IVec difference(const IVec& x, const IVec& a) { return pack(even(x) - even(a), odd(x) - odd(a)); }
+  // b where the mask's elements are set, a elsewhere, bit for bit (16-bit mask elements).
+  static IVec select(const IVec& a, const IVec& b, const IVec& mask) { return a ^ ((a ^ b) & mask); }
 
   static constexpr int32_t kHighHalf = static_cast<int32_t>(0xFFFF0000u);
 };
@@ -201,23 +206,46 @@ struct SpreadVectors {
   static constexpr int64_t kSize = V::size();
   static constexpr bool kPairs = std::is_same_v<scalar_t, c10::BFloat16> && BFloat16Pairs::kUsable;
 
-  // The anchors of columns [c, c + kSize) of the even row `even`, c >= inner.
-  static void anchors(const scalar_t* even, int64_t c, int64_t inner, const scalar_t* odd_pixels, scalar_t* to) {
-    V::blendv(V::loadu(even + c), V::loadu(even + c - inner), V::loadu(odd_pixels + c)).store(to + c);
-  }
-
-  static void subtract(const scalar_t* x, const scalar_t* anchors, scalar_t* out, int64_t c) {
+  // Columns [c, c + kSize) of `row` (the even row or the odd one) minus their anchors, selected
+  // from the even row. Chunks start where the output rows do, so that the stores stay aligned.
+  // (The odd row selects the anchors again rather than reading them from a scratch row: an
+  // extra store per chunk costs more than a selection from L1.)
+  static void residuals(const scalar_t* row, const scalar_t* even, int64_t c, int64_t inner, bool first_row,
+                        const scalar_t* odd_pixels, scalar_t* out) {
     if constexpr (kPairs) {
       using P = BFloat16Pairs;
-      const auto lanes = P::load(x + c);
-      const auto a = P::load(anchors + c);
-      P::store(out + c, P::pack(P::even(lanes) - P::even(a), P::odd(lanes) - P::odd(a)));
-    } else if constexpr (kIsReduced<scalar_t>) {
-      const auto v = Chunk<scalar_t>::load(x + c);
-      const auto a = Chunk<scalar_t>::load(anchors + c);
-      Chunk<scalar_t>{v.lo - a.lo, v.hi - a.hi}.store(out + c);
+      const auto a = P::select(P::load(even + c), one_pixel_back<P::IVec>(even, c, inner, first_row),
+                               P::load(odd_pixels + c));
+      P::store(out + c, P::difference(P::load(row + c), a));
     } else {
-      (V::loadu(x + c) - V::loadu(anchors + c)).store(out + c);
+      const V a = V::blendv(V::loadu(even + c), one_pixel_back<V>(even, c, inner, first_row), V::loadu(odd_pixels + c));
+      difference(V::loadu(row + c), a).store(out + c);
+    }
+  }
+
+  // The elements one pixel before columns [c, c + kSize). Before a row's start that is the end of
+  // the row above, read but never selected; only the tensor's first row has nothing there and
+  // takes a zero-padded copy.
+  template <typename Vec>
+  static Vec one_pixel_back(const scalar_t* row, int64_t c, int64_t inner, bool first_row) {
+    if (c >= inner || !first_row) {
+      return Vec::loadu(row + c - inner);
+    }
+    std::array<scalar_t, kSize> window{};
+    const int64_t skip = inner - c;
+    if (skip < kSize) {
+      std::copy(row, row + kSize - skip, window.begin() + skip);
+    }
+    return Vec::loadu(window.data());
+  }
+
+  static V difference(const V& x, const V& a) {
+    if constexpr (kIsReduced<scalar_t>) {
+      const auto [x_lo, x_hi] = at::vec::convert_to_float<scalar_t>(x);
+      const auto [a_lo, a_hi] = at::vec::convert_to_float<scalar_t>(a);
+      return at::vec::convert_from_float<scalar_t>(x_lo - a_lo, x_hi - a_hi);
+    } else {
+      return x - a;
     }
   }
 
@@ -239,8 +267,7 @@ struct SpreadVectors {
       }
       const auto anchors = P::pack(P::even(g00) - at::vec::cast<float>(P::round_high(sum_even)),
                                    P::odd(g00) - at::vec::cast<float>(P::round_high(sum_odd)));
-      // Lane-wise select (blendv's lanes are 32-bit here, the mask's elements 16-bit).
-      P::store(out_even + c, anchors ^ ((anchors ^ g00) & P::load(odd_pixels + c)));
+      P::store(out_even + c, P::select(anchors, g00, P::load(odd_pixels + c)));
     } else if constexpr (kIsReduced<scalar_t>) {
       using C = Chunk<scalar_t>;
       const C g00 = C::load(even + c);
@@ -311,23 +338,16 @@ scalar_t gradient_at(const scalar_t* even, const scalar_t* odd, int64_t c, int64
   return static_cast<scalar_t>(anchor_gradient<scalar_t>(static_cast<compute_t>(even[c]), sum));
 }
 
-// Forward over columns [begin, length) of a row pair. The even row's anchors are gathered into
-// `anchors` (a row of scratch) first, so each output row is one subtraction stream.
+// Forward over columns [begin, length) of a row pair, one output row after the other.
 template <typename scalar_t>
 void forward_spread(const scalar_t* even, const scalar_t* odd, scalar_t* out_even, scalar_t* out_odd,
-                    int64_t begin, int64_t length, int64_t inner, const scalar_t* odd_pixels, scalar_t* anchors) {
+                    int64_t begin, int64_t length, int64_t inner, bool first_row, const scalar_t* odd_pixels) {
   using S = SpreadVectors<scalar_t>;
-  // Columns before `inner` belong to pixel 0, its own anchor (and nothing lies before it).
-  const int64_t first_pixel_end = std::min(std::max(begin, inner), length);
-  std::copy(even + begin, even + first_pixel_end, anchors + begin);
-  cover<S::kSize>(
-      first_pixel_end, length, [&](int64_t c) { S::anchors(even, c, inner, odd_pixels, anchors); },
-      [&](int64_t c) { anchors[c] = even[c - anchor_column_offset(c / inner, inner)]; });
   for (const auto& [row, out] : {std::pair{even, out_even}, std::pair{odd, out_odd}}) {
     if (row != nullptr) {
       cover<S::kSize>(
-          begin, length, [&](int64_t c) { S::subtract(row, anchors, out, c); },
-          [&](int64_t c) { out[c] = residual(row[c], anchors[c]); });
+          begin, length, [&](int64_t c) { S::residuals(row, even, c, inner, first_row, odd_pixels, out); },
+          [&](int64_t c) { out[c] = residual(row[c], even[c - anchor_column_offset(c / inner, inner)]); });
     }
   }
 }
@@ -372,15 +392,10 @@ void run_row_pairs(const PlaneLayout& layout) {
   scalar_t* out = layout.output.mutable_data_ptr<scalar_t>();
 
   at::parallel_for(0, pairs, grain, [&](int64_t begin, int64_t end) {
-    // Per task: the odd-pixel mask of a row, and the forward's row of anchors.
-    std::vector<scalar_t> odd_pixels;
-    std::vector<scalar_t> anchors;
-    if (spread_begin < length) {
-      odd_pixels.resize(length);
-      for (int64_t w = 0; w < layout.width; ++w) {
-        std::memset(odd_pixels.data() + w * inner, w % 2 == 0 ? 0 : 0xFF, inner * sizeof(scalar_t));
-      }
-      anchors.resize(kPass == Pass::kForward ? length : 0);
+    // The odd-pixel mask of a row, once per task.
+    std::vector<scalar_t> odd_pixels(spread_begin < length ? length : 0);
+    for (int64_t w = 0; w < layout.width && !odd_pixels.empty(); ++w) {
+      std::memset(odd_pixels.data() + w * inner, w % 2 == 0 ? 0 : 0xFF, inner * sizeof(scalar_t));
     }
     for (int64_t pair = begin; pair < end; ++pair) {
       const int64_t plane = pair / pairs_per_plane;
@@ -395,8 +410,8 @@ void run_row_pairs(const PlaneLayout& layout) {
       if constexpr (kPass == Pass::kForward) {
         forward_pair_vectorized(even, odd, out_even, out_odd, spread_begin);
         if (spread_begin < length) {
-          forward_spread(even, odd, out_even, out_odd, spread_begin, length, inner, odd_pixels.data(),
-                         anchors.data());
+          forward_spread(even, odd, out_even, out_odd, spread_begin, length, inner, offset == 0,
+                         odd_pixels.data());
         }
       } else {
         backward_pair_vectorized(even, odd, out_even, out_odd, spread_begin);
