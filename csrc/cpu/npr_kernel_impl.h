@@ -210,7 +210,7 @@ struct SpreadVectors {
   // from the even row. Chunks start where the output rows do, so that the stores stay aligned.
   // (The odd row selects the anchors again rather than reading them from a scratch row: an
   // extra store per chunk costs more than a selection from L1.)
-  static void residuals(const scalar_t* row, const scalar_t* even, int64_t c, int64_t inner, bool first_row,
+  C10_ALWAYS_INLINE static void residuals(const scalar_t* row, const scalar_t* even, int64_t c, int64_t inner, bool first_row,
                         const scalar_t* odd_pixels, scalar_t* out) {
     if constexpr (kPairs) {
       using P = BFloat16Pairs;
@@ -239,7 +239,7 @@ struct SpreadVectors {
     return Vec::loadu(window.data());
   }
 
-  static V difference(const V& x, const V& a) {
+  C10_ALWAYS_INLINE static V difference(const V& x, const V& a) {
     if constexpr (kIsReduced<scalar_t>) {
       const auto [x_lo, x_hi] = at::vec::convert_to_float<scalar_t>(x);
       const auto [a_lo, a_hi] = at::vec::convert_to_float<scalar_t>(a);
@@ -393,9 +393,10 @@ void run_row_pairs(const PlaneLayout& layout) {
 
   at::parallel_for(0, pairs, grain, [&](int64_t begin, int64_t end) {
     // The odd-pixel mask of a row, once per task.
-    std::vector<scalar_t> odd_pixels(spread_begin < length ? length : 0);
-    for (int64_t w = 0; w < layout.width && !odd_pixels.empty(); ++w) {
-      std::memset(odd_pixels.data() + w * inner, w % 2 == 0 ? 0 : 0xFF, inner * sizeof(scalar_t));
+    std::vector<scalar_t> odd_pixels(spread_begin < length ? length : 0, scalar_t(0));
+    const auto all_ones = c10::bit_cast<scalar_t>(static_cast<at::vec::int_same_size_t<scalar_t>>(-1));
+    for (int64_t w = 1; w < layout.width && !odd_pixels.empty(); w += 2) {
+      std::fill_n(odd_pixels.data() + w * inner, inner, all_ones);
     }
     for (int64_t pair = begin; pair < end; ++pair) {
       const int64_t plane = pair / pairs_per_plane;
