@@ -13,6 +13,7 @@
 #include <torch/library.h>
 
 #include <cstdint>
+#include <cstring>
 #include <limits>
 
 namespace npr_cuda {
@@ -31,9 +32,21 @@ __device__ __forceinline__ Pack<T, N> load_pack(const T* p) {
   return *reinterpret_cast<const Pack<T, N>*>(p);
 }
 
+// A 16-byte Pack is stored with one st.global.v4: nvcc 13.0 split the plain store of a computed
+// Pack into one 4-byte STG per element whenever the address came from locate()'s divisions
+// (seen in the SASS). The asm is an ordinary weak store (STG.E.128, as a vectorised store
+// compiles to); its "memory" clobber keeps it ordered with the other accesses.
 template <typename T, int N>
 __device__ __forceinline__ void store_pack(T* p, const Pack<T, N>& pack) {
-  *reinterpret_cast<Pack<T, N>*>(p) = pack;
+  if constexpr (sizeof(pack) == 16) {
+    uint32_t words[4];
+    memcpy(words, &pack, sizeof(words));
+    asm("st.global.v4.b32 [%0], {%1, %2, %3, %4};" ::"l"(p), "r"(words[0]), "r"(words[1]), "r"(words[2]),
+        "r"(words[3])
+        : "memory");
+  } else {
+    *reinterpret_cast<Pack<T, N>*>(p) = pack;
+  }
 }
 
 // Where the thread for work item `item` works: the start of its columns in the even row.
