@@ -168,6 +168,20 @@ def test_input_read_in_place(layout, copies, gen):
     assert ("aten::copy_" in names) == copies, sorted(names)
 
 
+@pytest.mark.skipif(not torch.cuda.is_available() or not npr_cuda.cuda_kernels_built(), reason="needs a GPU")
+@pytest.mark.parametrize("op", [npr, npr_backward])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_one_cuda_kernel_per_call(op, layout, gen):
+    x = make_input((4, 3, 64, 64), torch.float32, "cuda", layout, gen)
+    op(x)  # warm-up: module loading stays out of the trace
+    torch.cuda.synchronize()
+    with torch.profiler.profile(activities=[torch.profiler.ProfilerActivity.CUDA]) as prof:
+        op(x)
+        torch.cuda.synchronize()
+    kernels = [event.name for event in prof.events() if event.device_type == torch.autograd.DeviceType.CUDA]
+    assert len(kernels) == 1, kernels
+
+
 def test_poisoning_reaches_the_output(gen):
     """on_poisoned_memory() only tests something if the freed NaN block becomes the output."""
     for layout in ("contiguous", "channels_last"):
