@@ -119,7 +119,7 @@ template <typename scalar_t>
 void forward_pair_vectorized(const scalar_t* even, const scalar_t* odd, scalar_t* out_even,
                              scalar_t* out_odd, int64_t end) {
   // One row after the other, each a single sequential stream; the second reads the even row's
-  // anchors again from L1.
+  // anchors again from L1. (Both rows per chunk measured slower here: 1.03x -> 1.14x clone.)
   if constexpr (std::is_same_v<scalar_t, c10::BFloat16> && BFloat16Pairs::kUsable) {
     using P = BFloat16Pairs;
     for (const auto& [row, out] : {std::pair{even, out_even}, std::pair{odd, out_odd}}) {
@@ -151,7 +151,9 @@ void forward_pair_vectorized(const scalar_t* even, const scalar_t* odd, scalar_t
 
 // Backward over columns [0, end) of an NCHW row pair: each anchor (even column of the even row)
 // becomes g - round(block sum), the sum taken row-major; everything else passes through. The
-// odd row is copied first, so that each row is one sequential stream; the sums read it from L1.
+// odd row is copied in the same loop: two read and two write streams together measured faster
+// from DRAM than the even row first and then the odd row's copy (bfloat16 8x3x1024x1024: 1.21x
+// -> 1.06x clone, medians of 5 alternating processes), unlike the forward's.
 template <typename scalar_t>
 void backward_pair_vectorized(const scalar_t* even, const scalar_t* odd, scalar_t* out_even,
                               scalar_t* out_odd, int64_t end) {
@@ -165,12 +167,10 @@ void backward_pair_vectorized(const scalar_t* even, const scalar_t* odd, scalar_
         const auto bottom = P::load(odd + c);
         sum = sum + P::even(bottom);
         sum = sum + P::odd(bottom);
+        P::store(out_odd + c, bottom);
       }
       const auto anchors = g00 - at::vec::cast<float>(P::round_high(sum));
       P::store(out_even + c, P::low_half(P::round_high(anchors)) | (top & P::IVec(P::kHighHalf)));
-    }
-    if (odd != nullptr) {
-      std::memcpy(out_odd, odd, end * sizeof(scalar_t));
     }
     return;
   }
@@ -184,13 +184,11 @@ void backward_pair_vectorized(const scalar_t* even, const scalar_t* odd, scalar_
       const auto [g10, g11] = at::vec::deinterleave2(bottom.lo, bottom.hi);
       sum = sum + g10;
       sum = sum + g11;
+      std::memcpy(out_odd + c, odd + c, C::kSize * sizeof(scalar_t));  // bits unchanged
     }
     const auto anchors = g00 - C::round_to_storage(sum);
     const auto [lo, hi] = at::vec::interleave2(anchors, g01);
     C{lo, hi}.store(out_even + c);
-  }
-  if (odd != nullptr) {
-    std::memcpy(out_odd, odd, end * sizeof(scalar_t));
   }
 }
 
