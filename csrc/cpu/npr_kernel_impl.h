@@ -247,10 +247,14 @@ struct SpreadVectors {
     }
   }
 
-  // The even row's gradients at columns [c, c + kSize), c + inner + kSize <= row length: each
-  // anchor's right neighbour is `inner` columns on. `odd` is null for the last row of an odd H.
+  // Columns [c, c + kSize) of a row pair, c + inner + kSize <= row length: the even row's
+  // gradients (each anchor's right neighbour is `inner` columns on) and the odd row's copy.
+  // `odd` is null for the last row of an odd H.
   static void gradients(const scalar_t* even, const scalar_t* odd, int64_t c, int64_t inner,
-                        const scalar_t* odd_pixels, scalar_t* out_even) {
+                        const scalar_t* odd_pixels, scalar_t* out_even, scalar_t* out_odd) {
+    if (odd != nullptr) {  // the odd row passes through, copied here as in the NCHW backward
+      std::memcpy(out_odd + c, odd + c, kSize * sizeof(scalar_t));
+    }
     if constexpr (kPairs) {
       using P = BFloat16Pairs;
       const auto g00 = P::load(even + c);
@@ -360,13 +364,15 @@ void backward_spread(const scalar_t* even, const scalar_t* odd, scalar_t* out_ev
   // The last pixel's right neighbour would lie past the row: it is done element by element.
   const int64_t last_pixel = std::max(begin, length - inner);
   const auto element = [&](int64_t c) { out_even[c] = gradient_at(even, odd, c, inner, width); };
-  cover<S::kSize>(begin, last_pixel, [&](int64_t c) { S::gradients(even, odd, c, inner, odd_pixels, out_even); },
-                  element);
+  cover<S::kSize>(
+      begin, last_pixel, [&](int64_t c) { S::gradients(even, odd, c, inner, odd_pixels, out_even, out_odd); },
+      element);
   for (int64_t c = last_pixel; c < length; ++c) {
     element(c);
   }
-  if (odd != nullptr) {
-    std::memcpy(out_odd + begin, odd + begin, (length - begin) * sizeof(scalar_t));
+  if (odd != nullptr) {  // what the chunks did not copy
+    const int64_t copied_end = last_pixel - begin >= S::kSize ? last_pixel : begin;
+    std::memcpy(out_odd + copied_end, odd + copied_end, (length - copied_end) * sizeof(scalar_t));
   }
 }
 
