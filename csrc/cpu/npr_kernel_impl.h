@@ -367,8 +367,12 @@ void backward_spread(const scalar_t* even, const scalar_t* odd, scalar_t* out_ev
   cover<S::kSize>(
       begin, last_pixel, [&](int64_t c) { S::gradients(even, odd, c, inner, odd_pixels, out_even, out_odd); },
       element);
-  for (int64_t c = last_pixel; c < length; ++c) {
-    element(c);
+  if (width % 2 == 0) {  // the last pixel is an odd one: it passes through
+    std::memcpy(out_even + last_pixel, even + last_pixel, (length - last_pixel) * sizeof(scalar_t));
+  } else {
+    for (int64_t c = last_pixel; c < length; ++c) {
+      element(c);
+    }
   }
   if (odd != nullptr) {  // what the chunks did not copy
     const int64_t copied_end = last_pixel - begin >= S::kSize ? last_pixel : begin;
