@@ -1,7 +1,7 @@
 // The CPU kernels, compiled once per instruction set: npr_kernel.cpp includes this file for
-// CPU_CAPABILITY=DEFAULT (the compiler's baseline), npr_kernel_avx2.cpp for AVX2 (+FMA, F16C).
+// CPU_CAPABILITY=DEFAULT (the compiler's baseline), npr_kernel_target.h for AVX2 and AVX512.
 // Each copy lives in its own namespace, npr_cuda::cpu::<CPU_CAPABILITY>, following ATen's
-// at::vec convention, so the two never clash; npr_kernel.cpp picks one at run time.
+// at::vec convention, so the copies never clash; npr_kernel.cpp picks one at run time.
 //
 // Work is split by row pair: an even row h and the odd row h + 1 share the anchors of row h, so
 // one pass reads each element once and writes each output once. NCHW rows (one element per
@@ -361,7 +361,7 @@ void backward_spread(const scalar_t* even, const scalar_t* odd, scalar_t* out_ev
                      int64_t begin, int64_t length, int64_t inner, const scalar_t* odd_pixels) {
   using S = SpreadVectors<scalar_t>;
   const int64_t width = length / inner;
-  // The last pixel's right neighbour would lie past the row: it is done element by element.
+  // The last pixel's right neighbour would lie past the row: it is done on its own.
   const int64_t last_pixel = std::max(begin, length - inner);
   const auto element = [&](int64_t c) { out_even[c] = gradient_at(even, odd, c, inner, width); };
   cover<S::kSize>(
