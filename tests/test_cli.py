@@ -114,7 +114,12 @@ def test_detect_fails_when_nothing_is_readable(tmp_path, weights):
         detect_cli.main([str(tmp_path / "absent.png"), "--weights", weights])
 
 
-@pytest.mark.parametrize("tool,module", [("npr-eval", "npr_cuda.cli.eval"), ("npr-detect", "npr_cuda.cli.detect")])
+@pytest.mark.parametrize("tool,module", [
+    ("npr-eval", "npr_cuda.cli.eval"),
+    ("npr-detect", "npr_cuda.cli.detect"),
+    ("npr-train", "npr_cuda.cli.train"),
+    ("npr-demo", "npr_cuda.cli.demo"),
+])
 def test_console_scripts_and_python_m(tool, module):
     assert shutil.which(tool), f"{tool} is not installed (pip install -e . installs it)"
     for command in ([tool, "--help"], [sys.executable, "-m", module, "--help"]):
