@@ -25,7 +25,7 @@
 #include <vector>
 
 #ifndef CPU_CAPABILITY
-#error "define CPU_CAPABILITY (DEFAULT or AVX2) before including npr_kernel_impl.h"
+#error "define CPU_CAPABILITY (DEFAULT, AVX2 or AVX512) before including npr_kernel_impl.h"
 #endif
 
 namespace npr_cuda::cpu::CPU_CAPABILITY {
@@ -69,12 +69,13 @@ struct Chunk {
       hi.store(p + Vec::size());
     }
   }
-  // Each value rounded to scalar_t and back: what storing it in a scalar_t tensor keeps.
-  static Vec round_to_storage(const Vec& v) {
+  // npr_rule.h's anchor_gradient, lane by lane: the block sum rounded to scalar_t first.
+  static Vec anchor_gradient(const Vec& g_anchor, const Vec& block_sum) {
     if constexpr (kIsReduced<scalar_t>) {
-      return std::get<0>(at::vec::convert_to_float<scalar_t>(at::vec::convert_from_float<scalar_t>(v, v)));
+      const auto rounded = at::vec::convert_from_float<scalar_t>(block_sum, block_sum);
+      return g_anchor - std::get<0>(at::vec::convert_to_float<scalar_t>(rounded));
     } else {
-      return v;
+      return g_anchor - block_sum;
     }
   }
 };
@@ -103,6 +104,10 @@ struct BFloat16Pairs {
     return (bits + ((bits >> IVec(16)) & IVec(1)) + IVec(0x7FFF)) & IVec(kHighHalf);
   }
   static IVec low_half(const IVec& high) { return (high >> IVec(16)) & IVec(0xFFFF); }
+  // npr_rule.h's anchor_gradient, lane by lane: the block sum rounded to bfloat16 first.
+  static FVec anchor_gradient(const FVec& g_anchor, const FVec& block_sum) {
+    return g_anchor - at::vec::cast<float>(round_high(block_sum));
+  }
   static IVec pack(const FVec& even, const FVec& odd) { return low_half(round_high(even)) | round_high(odd); }
   // x - a for every element.
   static IVec difference(const IVec& x, const IVec& a) { return pack(even(x) - even(a), odd(x) - odd(a)); }
@@ -169,7 +174,7 @@ void backward_pair_vectorized(const scalar_t* even, const scalar_t* odd, scalar_
         sum = sum + P::odd(bottom);
         P::store(out_odd + c, bottom);
       }
-      const auto anchors = g00 - at::vec::cast<float>(P::round_high(sum));
+      const auto anchors = P::anchor_gradient(g00, sum);
       P::store(out_even + c, P::low_half(P::round_high(anchors)) | (top & P::IVec(P::kHighHalf)));
     }
     return;
@@ -186,7 +191,7 @@ void backward_pair_vectorized(const scalar_t* even, const scalar_t* odd, scalar_
       sum = sum + g11;
       std::memcpy(out_odd + c, odd + c, C::kSize * sizeof(scalar_t));  // bits unchanged
     }
-    const auto anchors = g00 - C::round_to_storage(sum);
+    const auto anchors = C::anchor_gradient(g00, sum);
     const auto [lo, hi] = at::vec::interleave2(anchors, g01);
     C{lo, hi}.store(out_even + c);
   }
@@ -208,15 +213,16 @@ struct SpreadVectors {
   // from the even row. Chunks start where the output rows do, so that the stores stay aligned.
   // (The odd row selects the anchors again rather than reading them from a scratch row: an
   // extra store per chunk costs more than a selection from L1.)
-  C10_ALWAYS_INLINE static void residuals(const scalar_t* row, const scalar_t* even, int64_t c, int64_t inner, bool first_row,
-                        const scalar_t* odd_pixels, scalar_t* out) {
+  C10_ALWAYS_INLINE static void residuals(const scalar_t* row, const scalar_t* even, int64_t c, int64_t inner,
+                                          bool first_row, const scalar_t* odd_pixels, scalar_t* out) {
     if constexpr (kPairs) {
       using P = BFloat16Pairs;
       const auto a = P::select(P::load(even + c), one_pixel_back<P::IVec>(even, c, inner, first_row),
                                P::load(odd_pixels + c));
       P::store(out + c, P::difference(P::load(row + c), a));
     } else {
-      const V a = V::blendv(V::loadu(even + c), one_pixel_back<V>(even, c, inner, first_row), V::loadu(odd_pixels + c));
+      const V a =
+          V::blendv(V::loadu(even + c), one_pixel_back<V>(even, c, inner, first_row), V::loadu(odd_pixels + c));
       difference(V::loadu(row + c), a).store(out + c);
     }
   }
@@ -267,8 +273,8 @@ struct SpreadVectors {
         sum_even = (sum_even + P::even(g10)) + P::even(g11);
         sum_odd = (sum_odd + P::odd(g10)) + P::odd(g11);
       }
-      const auto anchors = P::pack(P::even(g00) - at::vec::cast<float>(P::round_high(sum_even)),
-                                   P::odd(g00) - at::vec::cast<float>(P::round_high(sum_odd)));
+      const auto anchors =
+          P::pack(P::anchor_gradient(P::even(g00), sum_even), P::anchor_gradient(P::odd(g00), sum_odd));
       P::store(out_even + c, P::select(anchors, g00, P::load(odd_pixels + c)));
     } else if constexpr (kIsReduced<scalar_t>) {
       using C = Chunk<scalar_t>;
@@ -282,8 +288,8 @@ struct SpreadVectors {
         sum_lo = (sum_lo + g10.lo) + g11.lo;
         sum_hi = (sum_hi + g10.hi) + g11.hi;
       }
-      const V anchors = at::vec::convert_from_float<scalar_t>(g00.lo - C::round_to_storage(sum_lo),
-                                                              g00.hi - C::round_to_storage(sum_hi));
+      const V anchors = at::vec::convert_from_float<scalar_t>(C::anchor_gradient(g00.lo, sum_lo),
+                                                              C::anchor_gradient(g00.hi, sum_hi));
       V::blendv(anchors, V::loadu(even + c), V::loadu(odd_pixels + c)).store(out_even + c);
     } else {
       const V g00 = V::loadu(even + c);
