@@ -34,6 +34,13 @@ def shape_of(rank, size):
     return (*BATCH[rank], *size)
 
 
+def assert_both_passes_match_official(x):
+    """npr(x) bitwise and npr_backward(x) value for value against the official formula, each
+    into poisoned memory (an element left unwritten fails)."""
+    assert_bitwise_equal(on_poisoned_memory(npr, x), official_expected(x))
+    assert_equal_values(on_poisoned_memory(npr_backward, x), official_gradient(torch.zeros_like(x), x))
+
+
 def skip_unsupported(rank, layout):
     if layout == "channels_last" and rank not in (4, 5):
         pytest.skip("channels_last exists for 4-D and 5-D tensors only")
@@ -72,9 +79,7 @@ def test_forward_on_a_detector_sized_batch(device, dtype, layout, gen):
 def test_vector_chunks_and_their_tails(device, dtype, width, gen):
     """Widths around the SIMD chunk sizes (8 to 32 elements): vector body plus scalar tail."""
     for layout in ("contiguous", "channels_last"):
-        x = make_input((2, 3, 5, width), dtype, device, layout, gen)
-        assert_bitwise_equal(on_poisoned_memory(npr, x), official_expected(x))
-        assert_equal_values(on_poisoned_memory(npr_backward, x), official_gradient(torch.zeros_like(x), x))
+        assert_both_passes_match_official(make_input((2, 3, 5, width), dtype, device, layout, gen))
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -84,9 +89,7 @@ def test_channels_last_pixel_widths(device, dtype, channels, gen):
     """channels_last pixels of C elements: anchors one pixel back or on, vectors straddling
     pixels, pixels wider than a vector, odd widths (a last pixel without a right neighbour)."""
     for width in (1, 2, 3, 7, 12, 33):
-        x = make_input((2, channels, 5, width), dtype, device, "channels_last", gen)
-        assert_bitwise_equal(on_poisoned_memory(npr, x), official_expected(x))
-        assert_equal_values(on_poisoned_memory(npr_backward, x), official_gradient(torch.zeros_like(x), x))
+        assert_both_passes_match_official(make_input((2, channels, 5, width), dtype, device, "channels_last", gen))
 
 
 @pytest.mark.parametrize("device", DEVICES)
