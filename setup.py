@@ -20,7 +20,8 @@ import sys
 
 from setuptools import setup
 
-DEFAULT_ARCH_LIST = "8.0;9.0+PTX"  # A100 and H100/H200 code, plus PTX for newer GPUs
+# A100 and H100/H200 code, plus PTX for newer GPUs. CMakeLists.txt reads this line too.
+DEFAULT_ARCH_LIST = "8.0;9.0+PTX"
 
 
 def find_cuda_home():
@@ -62,7 +63,7 @@ if with_cuda and not os.environ.get("TORCH_CUDA_ARCH_LIST") and not torch.cuda.i
     os.environ["TORCH_CUDA_ARCH_LIST"] = DEFAULT_ARCH_LIST
 
 sources = ["csrc/npr.cpp", "csrc/python_module.cpp", *sorted(glob.glob("csrc/cpu/*.cpp"))]
-define_macros = []
+define_macros = [("NPR_BUILD_CUDA", "1" if with_cuda else "0")]
 # -Wno-psabi: GCC notes that passing wide vectors changed ABI in old GCCs, for every at::vec
 # AVX2/AVX-512 function (npr_kernel_avx2.cpp, npr_kernel_avx512.cpp); nothing of ours crosses an
 # ABI boundary with them.
@@ -75,7 +76,7 @@ if "OpenMP" in torch.__config__.parallel_info() and sys.platform != "win32":
 if with_cuda:
     sources += sorted(glob.glob("csrc/cuda/*.cu"))
     arch_list = os.environ.get("TORCH_CUDA_ARCH_LIST", "visible GPUs")
-    define_macros += [("NPR_CUDA_WITH_CUDA", None), ("NPR_CUDA_ARCH_LIST", f'"{arch_list}"')]
+    define_macros += [("NPR_CUDA_ARCH_LIST", f'"{arch_list}"')]
     # No --use_fast_math: it flushes denormals, and the op must match ATen bit for bit.
     extra_compile_args["nvcc"] = ["-O3", "-lineinfo"]
     extension = CUDAExtension

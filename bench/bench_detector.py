@@ -9,8 +9,6 @@ memory of each (CUDA: max_memory_allocated; CPU: peak resident set above the sta
 """
 
 import argparse
-import json
-import os
 import statistics
 import sys
 import time
@@ -18,12 +16,9 @@ import time
 import torch
 from tqdm import tqdm
 
-import npr_cuda
-from npr_cuda.detector import npr_resnet50
-from npr_cuda.reference import official_npr
-from npr_cuda.training import train_step
-
-IMPLEMENTATIONS = {"official": official_npr, "npr_cuda": npr_cuda.npr}
+from npr_cuda.detector import NPR_IMPLEMENTATIONS, npr_resnet50
+from npr_cuda.detector.training import train_step
+from run_record import write_report
 
 
 def parse_args(argv=None):
@@ -89,7 +84,7 @@ def main(argv=None):
     rows = []
     for mode in ("inference", "train"):
         steps, peaks = {}, {}
-        for name, impl in IMPLEMENTATIONS.items():
+        for name, impl in NPR_IMPLEMENTATIONS.items():
             torch.manual_seed(0)
             model = npr_resnet50(npr_impl=impl).to(device, memory_format=fmt).train(mode == "train")
             optimizer = torch.optim.Adam(model.parameters(), lr=2e-4, betas=(0.9, 0.999))
@@ -120,9 +115,7 @@ def main(argv=None):
         print(f"{row['mode']:10} {row['npr']:9} {row['images_per_s']:9.1f} {row['step_ms']:9.1f} {row['peak_mib']:9.1f} "
               f"{row['images_per_s'] / base[row['mode']]:7.2f}x")
     if args.json:
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump({"device": name, "args": vars(args), "torch": torch.__version__, "rows": rows}, f, indent=1)
+        write_report(args.json, "bench/bench_detector.py", argv, device=name, args=vars(args), rows=rows)
 
 
 if __name__ == "__main__":

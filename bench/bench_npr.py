@@ -19,13 +19,10 @@ npr_cuda over eager and compiled. `--json` writes the same with the machine's de
 """
 
 import argparse
-import datetime
-import json
 import math
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 
@@ -34,6 +31,7 @@ from tqdm import tqdm
 
 import npr_cuda
 from npr_cuda.reference import official_npr
+from run_record import write_report
 
 SHAPES = [(1, 3, 224, 224), (32, 3, 224, 224), (128, 3, 256, 256), (8, 3, 1024, 1024)]
 QUICK_SHAPES = [(1, 3, 224, 224), (32, 3, 224, 224)]
@@ -60,16 +58,6 @@ def parse_args(argv=None):
     parser.add_argument("--system-allocator", action="store_true",
                         help="keep glibc's default of unmapping freed large blocks (timings then include page faults)")
     return parser.parse_args(argv)
-
-
-def git_commit():
-    try:
-        root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-        out = subprocess.run(["git", "-C", root, "rev-parse", "--short", "HEAD"], capture_output=True, text=True)
-        dirty = subprocess.run(["git", "-C", root, "status", "--porcelain", "--untracked-files=no"], capture_output=True, text=True)
-        return out.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "") if out.returncode == 0 else "unknown"
-    except OSError:
-        return "unknown"
 
 
 def device_details(device):
@@ -249,21 +237,13 @@ def main(argv=None):
     if args.markdown:
         print(markdown_table(rows))
     if args.json:
-        report = {
-            "date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-            "commit": git_commit(),
-            "torch": torch.__version__,
-            "npr_cuda_build": npr_cuda.build_info(),
-            "layout": "channels_last" if args.channels_last else "contiguous",
-            "glibc_tunables": os.environ.get("GLIBC_TUNABLES", ""),
-            "command": " ".join(["python", "bench/bench_npr.py", *(sys.argv[1:] if argv is None else argv)]),
-            "devices": {device: device_details(device) for device in devices},
-            "rows": rows,
-        }
-        os.makedirs(os.path.dirname(os.path.abspath(args.json)), exist_ok=True)
-        with open(args.json, "w") as f:
-            json.dump(report, f, indent=1)
-        print(f"wrote {args.json}")
+        write_report(
+            args.json, "bench/bench_npr.py", argv,
+            layout="channels_last" if args.channels_last else "contiguous",
+            glibc_tunables=os.environ.get("GLIBC_TUNABLES", ""),
+            devices={device: device_details(device) for device in devices},
+            rows=rows,
+        )
 
 
 if __name__ == "__main__":

@@ -18,9 +18,9 @@ step() {  # step NAME COMMAND...: runs it, output to $out/NAME.log, records its 
 }
 nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader | tee "$out/gpu.txt"
 step build pip install --no-build-isolation --no-deps -e .
-step tests_cuda python -m pytest -q -p no:cacheprovider tests/test_npr_op.py -k cuda
+step tests_cuda python -m pytest -q -p no:cacheprovider tests/test_npr_op.py -m cuda
 step sanitizer compute-sanitizer --tool memcheck --error-exitcode 1 python -m pytest -q -x -p no:cacheprovider \
-  tests/test_npr_op.py -k "cuda and (matches_official or vector_chunks or pixel_widths or unaligned or backward_matches)"
+  tests/test_npr_op.py -m cuda -k "(matches_official or vector_chunks or pixel_widths or unaligned or backward_matches)"
 step bench_nchw python bench/bench_npr.py --devices cuda --json "$out/gpu_nchw.json" --markdown
 step bench_channels_last python bench/bench_npr.py --devices cuda --channels-last --json "$out/gpu_cl.json" --markdown
 step bench_detector python bench/bench_detector.py --device cuda --json "$out/gpu_detector.json"

@@ -17,14 +17,19 @@ bool is_supported_dtype(at::ScalarType t) {
 
 }  // namespace
 
-PlaneLayout prepare_planes(const at::Tensor& x, const char* op_name) {
+void check_input(const at::Tensor& x, const char* op_name) {
+  // sym_sizes(): a fake tensor under torch.compile may have symbolic sizes.
   TORCH_CHECK_VALUE(x.dim() >= 2, op_name,
                     ": expected a tensor with at least 2 dimensions (..., H, W), got shape ",
-                    x.sizes());
+                    x.sym_sizes());
   TORCH_CHECK_TYPE(is_supported_dtype(x.scalar_type()), op_name,
                    ": expected a floating-point tensor (float32, float64, float16 or bfloat16), "
                    "got dtype ",
                    x.scalar_type());
+}
+
+PlaneLayout prepare_planes(const at::Tensor& x, const char* op_name) {
+  check_input(x, op_name);
 
   // The same rule as ops.py's output_memory_format(): the fake kernel must agree with it.
   at::MemoryFormat format = at::MemoryFormat::Contiguous;
@@ -62,7 +67,7 @@ TORCH_LIBRARY(npr_cuda, m) {
   m.def("npr_backward(Tensor grad) -> Tensor");
 }
 
-#ifndef NPR_CUDA_WITH_CUDA
+#if !NPR_BUILD_CUDA
 TORCH_LIBRARY_IMPL(npr_cuda, CUDA, m) {
   m.impl("npr", [](const at::Tensor&) -> at::Tensor { cuda_not_built("npr"); });
   m.impl("npr_backward", [](const at::Tensor&) -> at::Tensor { cuda_not_built("npr_backward"); });

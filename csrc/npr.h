@@ -4,7 +4,20 @@
 
 #include <ATen/core/Tensor.h>
 
+// NPR_BUILD_CUDA: 1 in a build with the CUDA kernels (set by setup.py and CMakeLists.txt, which
+// take the same name as their switch), else 0.
+#ifndef NPR_BUILD_CUDA
+#define NPR_BUILD_CUDA 0
+#endif
+
 namespace npr_cuda {
+
+// The two ops, npr and its adjoint npr_backward, which every backend implements as one pass.
+enum class Pass { kForward, kBackward };
+
+constexpr const char* op_name(Pass pass) {
+  return pass == Pass::kForward ? "npr" : "npr_backward";
+}
 
 struct PlaneLayout {
   at::Tensor input;   // contiguous in `input`'s memory format: read in place, never copied
@@ -18,7 +31,12 @@ struct PlaneLayout {
   int64_t row_length() const { return width * inner; }
 };
 
-// Checks `x` for op `op_name` (dtype, rank) and allocates the output. A tensor that is
+// What both ops accept, checked here for the real kernels and, through npr_cuda._C, for the
+// fake ones (so that torch.compile rejects a bad input when it traces): at least 2 dimensions
+// and a floating dtype. Raises ValueError / TypeError (in Python) naming `op_name`.
+void check_input(const at::Tensor& x, const char* op_name);
+
+// Checks `x` for op `op_name` (check_input) and allocates the output. A tensor that is
 // neither NCHW-contiguous nor channels_last is made contiguous first.
 PlaneLayout prepare_planes(const at::Tensor& x, const char* op_name);
 

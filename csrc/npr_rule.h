@@ -20,6 +20,24 @@ C10_HOST_DEVICE constexpr int64_t anchor_index(int64_t i) {
   return i & ~int64_t{1};
 }
 
+// Row pairs: an even row h and the odd row h + 1 share the anchors of row h, so both kernels
+// give each row pair to one worker. Pairs are numbered plane by plane.
+C10_HOST_DEVICE constexpr int64_t row_pairs_per_plane(int64_t height) {
+  return (height + 1) / 2;
+}
+
+struct RowPair {
+  int64_t even_row;  // offset of the even row's first element in the [planes, H, W, inner] array
+  bool has_odd_row;  // false for the last row of an odd height
+};
+
+C10_HOST_DEVICE inline RowPair row_pair(int64_t pair, int64_t pairs_per_plane, int64_t height,
+                                        int64_t row_length) {
+  const int64_t plane = pair / pairs_per_plane;
+  const int64_t h = 2 * (pair - plane * pairs_per_plane);
+  return {(plane * height + h) * row_length, h + 1 < height};
+}
+
 // Distance from column `col` of a row back to the column of its anchor pixel.
 C10_HOST_DEVICE constexpr int64_t anchor_column_offset(int64_t w, int64_t inner) {
   return (w - anchor_index(w)) * inner;
@@ -34,16 +52,35 @@ C10_HOST_DEVICE inline scalar_t residual(scalar_t x, scalar_t anchor) {
   return static_cast<scalar_t>(static_cast<opmath_t>(x) - static_cast<opmath_t>(anchor));
 }
 
+// The sum of g over an anchor's block, in opmath precision and in row-major order:
+// (h, w), (h, w + 1), (h + 1, w), (h + 1, w + 1), the order of ATen's nearest-upsample backward,
+// on which bitwise equality depends. load(dh, dw) gives g at (h + dh, w + dw) in opmath; a block
+// cut by the right or bottom edge leaves out what lies beyond it. (The vector paths add whole
+// lanes in this same order.)
+template <typename opmath_t, typename Load>
+C10_HOST_DEVICE inline opmath_t block_sum(const Load& load, bool has_right, bool has_below) {
+  opmath_t sum = load(0, 0);
+  if (has_right) {
+    sum += load(0, 1);
+  }
+  if (has_below) {
+    sum += load(1, 0);
+    if (has_right) {
+      sum += load(1, 1);
+    }
+  }
+  return sum;
+}
+
 // Backward value at an anchor, in opmath precision. NPR is linear, out = x - anchor for every
 // pixel of the block, so d/d(anchor) = g_anchor - sum(g over the block). As in the official
-// formula's backward, `block_sum` (accumulated in opmath precision, row-major, the order of
-// ATen's nearest-upsample backward) is rounded to the tensor's dtype before the subtraction:
+// formula's backward, the block's `sum` (block_sum above) is rounded to the tensor's dtype before the subtraction:
 // bitwise equal to it. Every other pixel's gradient is its own g, unchanged.
 template <typename scalar_t>
 C10_HOST_DEVICE inline at::opmath_type<scalar_t> anchor_gradient(
-    at::opmath_type<scalar_t> g_anchor, at::opmath_type<scalar_t> block_sum) {
+    at::opmath_type<scalar_t> g_anchor, at::opmath_type<scalar_t> sum) {
   using opmath_t = at::opmath_type<scalar_t>;
-  return g_anchor - static_cast<opmath_t>(static_cast<scalar_t>(block_sum));
+  return g_anchor - static_cast<opmath_t>(static_cast<scalar_t>(sum));
 }
 
 }  // namespace npr_cuda

@@ -1,9 +1,14 @@
 // The Python extension module npr_cuda._C. Importing it loads the operator library (the
-// TORCH_LIBRARY registrations in the other sources); its one function reports how it was built.
+// TORCH_LIBRARY registrations in the other sources); its functions report how it was built and
+// run the ops' input checks for the fake kernels (npr_cuda/ops.py), so that they are written once.
 
-#include "cpu/npr_cpu_isa.h"
+#include "cpu/npr_cpu_isa.h"  // also npr.h
+
+#include <torch/python.h>
 
 #include <pybind11/pybind11.h>
+
+#include <string>
 
 #ifndef NPR_CUDA_ARCH_LIST
 #define NPR_CUDA_ARCH_LIST ""
@@ -14,14 +19,14 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       "build_info",
       [] {
         pybind11::dict info;
-#ifdef NPR_CUDA_WITH_CUDA
-        info["cuda"] = true;
-#else
-        info["cuda"] = false;
-#endif
+        info["cuda"] = static_cast<bool>(NPR_BUILD_CUDA);
         info["cuda_arch_list"] = NPR_CUDA_ARCH_LIST;
         info["cpu_isa"] = npr_cuda::cpu::kernel_isa();
         return info;
       },
       "How this build of npr_cuda was compiled: {'cuda': bool, 'cuda_arch_list': str, 'cpu_isa': str}.");
+  m.def(
+      "check_input",
+      [](const at::Tensor& x, const std::string& op_name) { npr_cuda::check_input(x, op_name.c_str()); },
+      "The ops' input checks (rank >= 2, floating dtype): ValueError or TypeError naming op_name.");
 }

@@ -51,11 +51,13 @@ def output_memory_format(x: Tensor) -> torch.memory_format:
 
 @torch.library.register_fake("npr_cuda::npr")
 def _npr_fake(x: Tensor) -> Tensor:
+    _C.check_input(x, "npr")  # the real kernels' checks, so that tracing rejects what they reject
     return torch.empty_like(x, memory_format=output_memory_format(x))
 
 
 @torch.library.register_fake("npr_cuda::npr_backward")
 def _npr_backward_fake(grad: Tensor) -> Tensor:
+    _C.check_input(grad, "npr_backward")
     return torch.empty_like(grad, memory_format=output_memory_format(grad))
 
 

@@ -3,12 +3,14 @@ TorchScript and bad input, on every device present."""
 
 import os
 import platform
+import re
 import subprocess
 import sys
 
 import pytest
 import torch
-from conftest import (
+from torch._subclasses.fake_tensor import FakeTensorMode
+from helpers.tensors import (
     DEVICES,
     DTYPES,
     assert_bitwise_equal,
@@ -18,6 +20,7 @@ from conftest import (
     official_gradient,
     on_poisoned_memory,
     randn,
+    requires_cuda,
 )
 
 import npr_cuda
@@ -171,7 +174,8 @@ def test_input_read_in_place(layout, copies, gen):
     assert ("aten::copy_" in names) == copies, sorted(names)
 
 
-@pytest.mark.skipif(not torch.cuda.is_available() or not npr_cuda.cuda_kernels_built(), reason="needs a GPU")
+@pytest.mark.cuda
+@requires_cuda
 @pytest.mark.parametrize("op", [npr, npr_backward])
 @pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
 def test_one_cuda_kernel_per_call(op, layout, gen):
@@ -293,6 +297,24 @@ def test_rejects_non_floating_dtypes(op, dtype):
 def test_rejects_fewer_than_two_dims(op, shape):
     with pytest.raises(ValueError, match=r"npr\w*: expected a tensor with at least 2 dimensions \(\.\.\., H, W\), got shape"):
         op(torch.zeros(shape))
+
+
+@pytest.mark.parametrize("op", ["npr", "npr_backward"])
+@pytest.mark.parametrize("bad", ["rank", "dtype"])
+def test_fake_kernels_reject_what_the_kernels_reject(op, bad):
+    """The fake kernels run the real checks: a bad input fails when torch.compile traces it, with
+    the real kernel's message, not later at run time."""
+    x = torch.zeros(5) if bad == "rank" else torch.zeros(4, 4, dtype=torch.int32)
+    real_op = getattr(torch.ops.npr_cuda, op)
+    with pytest.raises((ValueError, TypeError)) as real:
+        real_op(x)
+    mode = FakeTensorMode()
+    fake = mode.from_tensor(x)
+    with mode, pytest.raises(type(real.value), match=re.escape(str(real.value))):
+        real_op(fake)
+    compiled = torch.compile(real_op, fullgraph=True, backend="eager")
+    with pytest.raises(Exception, match=re.escape(str(real.value))):
+        compiled(x)
 
 
 def test_reference_rejects_fewer_than_two_dims():

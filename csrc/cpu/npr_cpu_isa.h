@@ -1,5 +1,6 @@
 #pragma once
-// Which instruction sets the CPU kernels are compiled for (npr_kernel_impl.h, once per set).
+// Which instruction sets the CPU kernels are compiled for (npr_kernel_impl.h, once per set), and
+// the entry point each copy has.
 
 #include "../npr.h"
 
@@ -15,14 +16,16 @@
 
 namespace npr_cuda::cpu {
 
+// One pass over `layout` (input read, output written), with one instruction set's kernels.
+namespace DEFAULT {
+void run_kernel(Pass pass, const PlaneLayout& layout);
+}  // namespace DEFAULT
 #if NPR_CUDA_CPU_X86_KERNELS
 namespace AVX2 {
-void npr_forward(const PlaneLayout& layout);
-void npr_backward(const PlaneLayout& layout);
+void run_kernel(Pass pass, const PlaneLayout& layout);
 }  // namespace AVX2
 namespace AVX512 {
-void npr_forward(const PlaneLayout& layout);
-void npr_backward(const PlaneLayout& layout);
+void run_kernel(Pass pass, const PlaneLayout& layout);
 }  // namespace AVX512
 #endif
 

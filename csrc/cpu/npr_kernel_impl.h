@@ -1,7 +1,7 @@
-// The CPU kernels, compiled once per instruction set: npr_kernel.cpp includes this file for
-// CPU_CAPABILITY=DEFAULT (the compiler's baseline), npr_kernel_target.h for AVX2 and AVX512.
+// The CPU kernels, compiled once per instruction set: npr_kernel_default.cpp includes this file
+// for CPU_CAPABILITY=DEFAULT (the compiler's baseline), npr_kernel_target.h for AVX2 and AVX512.
 // Each copy lives in its own namespace, npr_cuda::cpu::<CPU_CAPABILITY>, following ATen's
-// at::vec convention, so the copies never clash; npr_kernel.cpp picks one at run time.
+// at::vec convention, so the copies never clash; npr_cpu.cpp picks one at run time.
 //
 // Work is split by row pair: an even row h and the odd row h + 1 share the anchors of row h, so
 // one pass reads each element once and writes each output once. NCHW rows (one element per
@@ -10,7 +10,7 @@
 // spread path: vectors at any column, each anchor selected from its own column or from one pixel
 // back (forward), each anchor's block read one pixel on (backward).
 
-#include "../npr.h"
+#include "npr_cpu_isa.h"
 #include "../npr_rule.h"
 
 #include <ATen/Dispatch.h>
@@ -29,10 +29,6 @@
 #endif
 
 namespace npr_cuda::cpu::CPU_CAPABILITY {
-
-void npr_forward(const PlaneLayout& layout);
-void npr_backward(const PlaneLayout& layout);
-
 namespace {
 
 using at::vec::Vectorized;
@@ -332,17 +328,10 @@ scalar_t gradient_at(const scalar_t* even, const scalar_t* odd, int64_t c, int64
   if (w != anchor_index(w)) {
     return even[c];
   }
-  const bool has_right = w + 1 < width;
-  compute_t sum = static_cast<compute_t>(even[c]);
-  if (has_right) {
-    sum += static_cast<compute_t>(even[c + inner]);
-  }
-  if (odd != nullptr) {
-    sum += static_cast<compute_t>(odd[c]);
-    if (has_right) {
-      sum += static_cast<compute_t>(odd[c + inner]);
-    }
-  }
+  const auto load = [&](int64_t dh, int64_t dw) {
+    return static_cast<compute_t>((dh == 0 ? even : odd)[c + dw * inner]);
+  };
+  const compute_t sum = block_sum<compute_t>(load, w + 1 < width, odd != nullptr);
   return static_cast<scalar_t>(anchor_gradient<scalar_t>(static_cast<compute_t>(even[c]), sum));
 }
 
@@ -391,13 +380,11 @@ void backward_spread(const scalar_t* even, const scalar_t* odd, scalar_t* out_ev
 // Elements below which a task is not worth a thread (ATen's GRAIN_SIZE).
 constexpr int64_t kElementsPerTask = 32768;
 
-enum class Pass { kForward, kBackward };
-
 template <Pass kPass, typename scalar_t>
 void run_row_pairs(const PlaneLayout& layout) {
   const int64_t length = layout.row_length();
   const int64_t inner = layout.inner;
-  const int64_t pairs_per_plane = (layout.height + 1) / 2;
+  const int64_t pairs_per_plane = row_pairs_per_plane(layout.height);
   const int64_t pairs = layout.planes * pairs_per_plane;
   const int64_t grain = std::max<int64_t>(1, kElementsPerTask / (2 * length));
   // NCHW rows go through the pair path up to the last whole chunk, the rest the spread path.
@@ -413,10 +400,7 @@ void run_row_pairs(const PlaneLayout& layout) {
       std::fill_n(odd_pixels.data() + w * inner, inner, all_ones);
     }
     for (int64_t pair = begin; pair < end; ++pair) {
-      const int64_t plane = pair / pairs_per_plane;
-      const int64_t h = 2 * (pair - plane * pairs_per_plane);
-      const int64_t offset = (plane * layout.height + h) * length;
-      const bool has_odd = h + 1 < layout.height;
+      const auto [offset, has_odd] = row_pair(pair, pairs_per_plane, layout.height, length);
       const scalar_t* even = in + offset;
       const scalar_t* odd = has_odd ? even + length : nullptr;
       scalar_t* out_even = out + offset;
@@ -438,23 +422,19 @@ void run_row_pairs(const PlaneLayout& layout) {
   });
 }
 
-template <Pass kPass>
-void run(const PlaneLayout& layout) {
+}  // namespace
+
+void run_kernel(Pass pass, const PlaneLayout& layout) {
   if (layout.output.numel() == 0) {
     return;
   }
-  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, layout.input.scalar_type(), "npr_cpu",
-                                  [&] { run_row_pairs<kPass, scalar_t>(layout); });
-}
-
-}  // namespace
-
-void npr_forward(const PlaneLayout& layout) {
-  run<Pass::kForward>(layout);
-}
-
-void npr_backward(const PlaneLayout& layout) {
-  run<Pass::kBackward>(layout);
+  AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, layout.input.scalar_type(), "npr_cpu", [&] {
+    if (pass == Pass::kForward) {
+      run_row_pairs<Pass::kForward, scalar_t>(layout);
+    } else {
+      run_row_pairs<Pass::kBackward, scalar_t>(layout);
+    }
+  });
 }
 
 }  // namespace npr_cuda::cpu::CPU_CAPABILITY

@@ -1,28 +1,45 @@
-"""Arguments and helpers shared by the command-line tools."""
+"""What the command-line tools share: the parser, the common arguments, device resolution and
+the list of skipped files."""
 
 import argparse
+import os
 import sys
+from typing import Optional
 
 import torch
 
-from ..reference import official_npr
-from ..ops import npr
-
-NPR_IMPLEMENTATIONS = {"npr_cuda": npr, "official": official_npr}
+from ..detector.model import NPR_IMPLEMENTATIONS
 
 
-def add_device_arguments(parser: argparse.ArgumentParser) -> None:
+def new_parser(prog: str, doc: str) -> argparse.ArgumentParser:
+    """A parser whose description is the tool's docstring's first paragraph, the rest its epilog."""
+    description, _, epilog = doc.partition("\n\n")
+    return argparse.ArgumentParser(prog=prog, description=description, epilog=epilog,
+                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, batch_size: int, batch_help: str,
+                         max_workers: Optional[int] = 8) -> None:
+    """--device, --npr, --batch-size and --workers, with the tool's own defaults."""
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (cuda if available; default)")
     parser.add_argument("--npr", choices=sorted(NPR_IMPLEMENTATIONS), default="npr_cuda",
                         help="NPR implementation inside the model: the fused op (default) or the official formula")
+    parser.add_argument("--batch-size", type=int, default=batch_size, help=batch_help)
+    if max_workers is not None:
+        parser.add_argument("--workers", type=int, default=min(max_workers, os.cpu_count() or 1),
+                            help="data loading processes")
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, prog: str) -> torch.device:
+    """The torch.device that --device NAME means; exits with a message when it is not there."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
+    try:
+        device = torch.device(name)
+    except RuntimeError as error:
+        sys.exit(f"{prog}: --device {name}: {error}")
     if device.type == "cuda" and not torch.cuda.is_available():
-        sys.exit(f"--device {name}: no CUDA GPU is visible")
+        sys.exit(f"{prog}: --device {name}: no CUDA GPU is visible")
     return device
 
 

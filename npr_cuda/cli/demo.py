@@ -5,12 +5,12 @@
 
 Real images are crops of photographs shipped with scikit-image and scikit-learn; fakes are the
 same kind of crops passed through small fixed CNN generators that end in a 2x up-sampler
-(nearest, bilinear, transposed convolution, pixel shuffle; see npr_cuda.demo). The NPR detector
+(nearest, bilinear, transposed convolution, pixel shuffle; see
+npr_cuda.detector.synthetic_fakes). The NPR detector
 is trained on one family and tested on all four, on crops of photographs it never saw. A PNG
 shows real and fake crops beside their NPR maps.
 """
 
-import argparse
 import json
 import math
 import sys
@@ -19,28 +19,26 @@ import time
 import torch
 from tqdm import tqdm
 
-from ..demo import FAMILIES, TEST_PHOTOS, TRAIN_PHOTOS, figure, labelled, make_split
-from ..detector import npr_resnet50
-from ..metrics import binary_metrics
-from ..training import train_step
-from .common import NPR_IMPLEMENTATIONS, resolve_device
+from ..detector.metrics import binary_metrics
+from ..detector.model import NPR_IMPLEMENTATIONS, npr_resnet50
+from ..detector.predict import fake_probabilities
+from ..detector.synthetic_fakes import FAMILIES, TEST_PHOTOS, TRAIN_PHOTOS, figure, labelled, make_split
+from ..detector.training import train_step
+from .common import add_common_arguments, new_parser, resolve_device
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="npr-demo", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    parser = new_parser("npr-demo", __doc__)
     parser.add_argument("--train-family", choices=FAMILIES, default="transposed_conv",
                         help="the up-sampler the detector learns (default transposed_conv, as in ProGAN-like generators)")
     parser.add_argument("--crops", type=int, default=40, help="crops per photograph (default 40)")
     parser.add_argument("--size", type=int, default=64, help="crop side (even; default 64)")
     parser.add_argument("--epochs", type=int, default=6)
-    parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--lr", type=float, default=2e-4, help="the official 2e-4")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--figure", default="npr_demo.png", help="where to write the PNG ('' for none)")
     parser.add_argument("--json", default=None, help="also write the results here")
-    parser.add_argument("--device", default="auto")
-    parser.add_argument("--npr", choices=sorted(NPR_IMPLEMENTATIONS), default="npr_cuda")
+    add_common_arguments(parser, batch_size=32, batch_help="default 32", max_workers=None)
     args = parser.parse_args(argv)
     if args.size % 2 or args.size < 8:
         parser.error("--size must be even and at least 8")
@@ -49,7 +47,7 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    device = resolve_device(args.device)
+    device = resolve_device(args.device, "npr-demo")
     started = time.perf_counter()
     print(f"npr-demo: {args.crops} crops of {args.size}x{args.size} from each of {len(TRAIN_PHOTOS)} training and "
           f"{len(TEST_PHOTOS)} test photographs; fakes from {len(FAMILIES)} up-sampler families", file=sys.stderr)
@@ -85,7 +83,7 @@ def main(argv=None):
     with torch.inference_mode():
         for family in FAMILIES:
             test_images, test_labels = labelled(test_split, [family])
-            probs = torch.cat([model(chunk.to(device)).float().sigmoid().flatten().cpu()
+            probs = torch.cat([fake_probabilities(model, chunk.to(device)).cpu()
                                for chunk in test_images.split(args.batch_size)])
             rows.append({"family": family, "trained_on": family == args.train_family,
                          **binary_metrics(test_labels.long().tolist(), probs.tolist())})

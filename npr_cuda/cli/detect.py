@@ -8,30 +8,28 @@ looks for. --resize and --crop apply the official test transforms instead. Unrea
 skipped and listed on stderr at the end.
 """
 
-import argparse
 import json
 import os
 import sys
 
-from ..data import IMAGE_EXTENSIONS, ImageDataset, Protocol, eval_transform, list_images, make_loader
-from ..detector import CheckpointError, load_detector
-from ..metrics import THRESHOLD
-from ..predict import predict
-from .common import NPR_IMPLEMENTATIONS, add_device_arguments, report_failures, resolve_device
+from ..detector.checkpoint import CheckpointError, load_detector
+from ..detector.data import IMAGE_EXTENSIONS, ImageDataset, Protocol, eval_transform, list_images, make_loader
+from ..detector.metrics import THRESHOLD
+from ..detector.model import NPR_IMPLEMENTATIONS
+from ..detector.predict import predict
+from .common import add_common_arguments, new_parser, report_failures, resolve_device
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="npr-detect", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    parser = new_parser("npr-detect", __doc__)
     parser.add_argument("paths", nargs="+", help="image files and/or folders (searched recursively)")
     parser.add_argument("--weights", required=True, help="NPR.pth or an npr-train checkpoint")
     parser.add_argument("--resize", type=int, default=None, metavar="N", help="resize to N x N first (official: 256)")
     parser.add_argument("--crop", type=int, default=None, metavar="N", help="centre crop N x N (official: 224)")
-    parser.add_argument("--batch-size", type=int, default=16, help="images of the same size are batched together")
-    parser.add_argument("--workers", type=int, default=min(4, os.cpu_count() or 1))
     parser.add_argument("--jsonl", action="store_true", help="JSON lines: {path, prob_fake, label}")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_device_arguments(parser)
+    add_common_arguments(parser, batch_size=16, batch_help="images of the same size are batched together",
+                         max_workers=4)
     return parser.parse_args(argv)
 
 
@@ -53,7 +51,7 @@ def main(argv=None):
     images = collect_images(args.paths)
     if not images:
         sys.exit(f"npr-detect: no images ({', '.join(IMAGE_EXTENSIONS)}) in {' '.join(args.paths)}")
-    device = resolve_device(args.device)
+    device = resolve_device(args.device, "npr-detect")
     try:
         model = load_detector(args.weights, device, npr_impl=NPR_IMPLEMENTATIONS[args.npr])
     except (CheckpointError, FileNotFoundError) as error:

@@ -9,7 +9,6 @@ average precision, and the accuracies on real and on fake images (sigmoid > 0.5)
 row, as the official test.py prints them (in percent).
 """
 
-import argparse
 import csv
 import json
 import math
@@ -18,28 +17,27 @@ import sys
 
 import numpy as np
 
-from ..data import LABELS, PRESETS, ImageDataset, Protocol, eval_transform, make_loader, real_fake_samples
-from ..detector import CheckpointError, load_detector
-from ..metrics import binary_metrics
-from ..predict import predict
-from .common import NPR_IMPLEMENTATIONS, add_device_arguments, report_failures, resolve_device
+from ..detector.checkpoint import CheckpointError, load_detector
+from ..detector.data import (PRESETS, ImageDataset, Protocol, eval_transform, has_label_folders, make_loader,
+                             real_fake_samples, subfolders)
+from ..detector.metrics import binary_metrics
+from ..detector.model import NPR_IMPLEMENTATIONS
+from ..detector.predict import predict
+from .common import add_common_arguments, new_parser, report_failures, resolve_device
 
 COLUMNS = ["generator", "n", "acc", "ap", "real_acc", "fake_acc"]
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="npr-eval", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    parser = new_parser("npr-eval", __doc__)
     parser.add_argument("root", help="folder whose subfolders are generators")
     parser.add_argument("--weights", required=True, help="NPR.pth, model_epoch_last_3090.pth or an npr-train checkpoint")
     parser.add_argument("--preset", choices=sorted(PRESETS), default="ForenSynths",
                         help="test protocol (resize to 256 or not, centre crop 224 or not, batch size); default ForenSynths")
-    parser.add_argument("--batch-size", type=int, default=64, help="default 64 (the preset's, if it fixes one)")
-    parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1), help="data loading processes")
     parser.add_argument("--csv", help="also write the table here as CSV")
     parser.add_argument("--json", help="also write the table here as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_device_arguments(parser)
+    add_common_arguments(parser, batch_size=64, batch_help="default 64 (the preset's, if it fixes one)")
     return parser.parse_args(argv)
 
 
@@ -47,10 +45,9 @@ def generator_folders(root):
     """(name, folder) for each generator under root."""
     if not os.path.isdir(root):
         sys.exit(f"npr-eval: {root}: no such folder")
-    entries = sorted(os.listdir(root))
-    if any(name in LABELS for name in entries):
+    if has_label_folders(root):
         return [(os.path.basename(os.path.normpath(root)), root)]
-    return [(name, os.path.join(root, name)) for name in entries if os.path.isdir(os.path.join(root, name))]
+    return [(name, os.path.join(root, name)) for name in subfolders(root)]
 
 
 def evaluate(model, root, protocol: Protocol, device, batch_size, workers, progress=True):
@@ -81,7 +78,7 @@ def format_table(rows) -> str:
 
 def main(argv=None):
     args = parse_args(argv)
-    device = resolve_device(args.device)
+    device = resolve_device(args.device, "npr-eval")
     try:
         model = load_detector(args.weights, device, npr_impl=NPR_IMPLEMENTATIONS[args.npr])
     except (CheckpointError, FileNotFoundError) as error:

@@ -1,4 +1,4 @@
-"""npr-train: train the NPR detector with the official recipe (see npr_cuda.training).
+"""npr-train: train the NPR detector with the official recipe (see npr_cuda.detector.training).
 
     npr-train /data/ForenSynths --classes car,cat,chair,horse --output runs/progan
     npr-train /data/ForenSynths --output runs/progan --resume runs/progan/last.pth
@@ -15,9 +15,9 @@ import argparse
 import os
 import sys
 
-from ..data import real_fake_samples
-from ..training import train
-from .common import NPR_IMPLEMENTATIONS
+from ..detector.data import real_fake_samples
+from ..detector.training import Interrupted, TrainConfig, train
+from .common import add_common_arguments, new_parser, resolve_device
 
 
 def pair(kind):
@@ -30,20 +30,17 @@ def pair(kind):
 
 
 def parse_args(argv=None):
-    parser = argparse.ArgumentParser(prog="npr-train", description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split("\n\n", 1)[1])
+    parser = new_parser("npr-train", __doc__)
     parser.add_argument("dataroot")
     parser.add_argument("--output", required=True, help="folder for last.pth and log.jsonl")
     parser.add_argument("--train-split", default="train")
     parser.add_argument("--val-split", default="val", help="'' for no validation")
     parser.add_argument("--classes", default="", help="comma-separated class folders, e.g. car,cat,chair,horse (default: all)")
-    parser.add_argument("--batch-size", type=int, default=32, help="global batch (default 32)")
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--beta1", type=float, default=0.9)
     parser.add_argument("--niter", type=int, default=50, help="epochs")
     parser.add_argument("--delr-freq", type=int, default=10, help="lr x0.9 after every this many epochs")
     parser.add_argument("--seed", type=int, default=100, help="the official seed_torch(100) by default")
-    parser.add_argument("--workers", type=int, default=min(8, os.cpu_count() or 1))
     parser.add_argument("--load-size", type=int, default=256, help="resize to this square first (official 256)")
     parser.add_argument("--crop-size", type=int, default=224, help="then crop this square (official 224)")
     parser.add_argument("--no-flip", action="store_true")
@@ -55,12 +52,20 @@ def parse_args(argv=None):
     parser.add_argument("--channels-last", action="store_true")
     parser.add_argument("--save-every", type=int, default=1000, help="also checkpoint every this many steps (0: epochs only)")
     parser.add_argument("--resume", default=None, help="an npr-train checkpoint (last.pth) to continue from")
-    parser.add_argument("--device", default="auto", help="cpu, cuda or auto")
-    parser.add_argument("--npr", choices=sorted(NPR_IMPLEMENTATIONS), default="npr_cuda")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
-    args = parser.parse_args(argv)
-    args.npr_impl = NPR_IMPLEMENTATIONS[args.npr]
-    return args
+    add_common_arguments(parser, batch_size=32, batch_help="global batch (default 32)")
+    return parser.parse_args(argv)
+
+
+def config_from(args) -> TrainConfig:
+    return TrainConfig(
+        output=args.output, batch_size=args.batch_size, lr=args.lr, beta1=args.beta1, niter=args.niter,
+        delr_freq=args.delr_freq, seed=args.seed, workers=args.workers, load_size=args.load_size,
+        crop_size=args.crop_size, flip=not args.no_flip, blur_prob=args.blur_prob, blur_sigma=args.blur_sigma,
+        jpeg_prob=args.jpeg_prob, jpeg_quality=args.jpeg_quality, amp=args.amp, channels_last=args.channels_last,
+        save_every=args.save_every, resume=args.resume, device=str(resolve_device(args.device, "npr-train")),
+        npr=args.npr, progress=not args.quiet,
+    )
 
 
 def main(argv=None):
@@ -74,7 +79,13 @@ def main(argv=None):
         sys.exit(f"npr-train: {error}")
     if val_root and val_samples is None:
         print(f"npr-train: {val_root} not found: training without validation", file=sys.stderr)
-    train(args, train_samples, val_samples)
+    try:
+        train(config_from(args), train_samples, val_samples)
+    except (ValueError, FileNotFoundError) as error:  # CheckpointError is a ValueError
+        sys.exit(f"npr-train: {error}")
+    except Interrupted as stop:
+        print(f"npr-train: {stop}", file=sys.stderr)
+        sys.exit(130)
 
 
 if __name__ == "__main__":

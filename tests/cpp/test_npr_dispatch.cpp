@@ -12,8 +12,8 @@
 #include <iostream>
 #include <string>
 
-#ifndef NPR_CUDA_WITH_CUDA_KERNELS
-#define NPR_CUDA_WITH_CUDA_KERNELS 0
+#ifndef NPR_BUILD_CUDA
+#error "CMakeLists.txt defines NPR_BUILD_CUDA to 1 or 0 for this test"
 #endif
 
 namespace {
@@ -96,7 +96,7 @@ int main() {
   check(bad_rank.find("npr_backward: expected a tensor with at least 2 dimensions") != std::string::npos,
         "a 1-D tensor is rejected: " + bad_rank);
 
-  if (!NPR_CUDA_WITH_CUDA_KERNELS) {
+  if (!NPR_BUILD_CUDA) {
     // The CUDA entry of a build without CUDA kernels says how to get them.
     const std::string no_cuda = error_of(
         [&] { npr.redispatch(c10::DispatchKeySet(c10::DispatchKey::CUDA), at::zeros({2, 2})); });

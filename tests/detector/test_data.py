@@ -6,13 +6,13 @@ import os
 import numpy as np
 import pytest
 import torch
-from image_folders import make_generator_tree, write_broken_files, write_image
+from helpers.image_folders import make_generator_tree, write_broken_files, write_image
 from PIL import Image
 
-from npr_cuda.data import (
+from npr_cuda.detector.data import (
     PRESETS, Failure, ImageDataset, eval_transform, load_rgb, make_loader, real_fake_samples, to_rgb,
 )
-from npr_cuda.metrics import binary_metrics
+from npr_cuda.detector.metrics import binary_metrics
 
 
 @pytest.mark.parametrize("mode,fmt", [("RGB", "PNG"), ("L", "PNG"), ("LA", "PNG"), ("RGBA", "PNG"), ("P", "PNG"),

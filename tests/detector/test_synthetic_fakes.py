@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from npr_cuda.cli import demo as demo_cli
-from npr_cuda.demo import FAMILIES, TEST_PHOTOS, TRAIN_PHOTOS, UpsamplingGenerator, figure, load_photo, make_split
+from npr_cuda.detector.synthetic_fakes import FAMILIES, TEST_PHOTOS, TRAIN_PHOTOS, UpsamplingGenerator, figure, load_photo, make_split
 from npr_cuda.reference import npr_reference
 
 PHOTOS = ["astronaut", "china"]

@@ -9,9 +9,12 @@ AP) after every epoch with Resize 256 + CenterCrop 224.
 Reproducible and resumable by construction: the order of an epoch is a permutation drawn from
 (seed, epoch), and each sample's random crop, flip, blur and JPEG quality from (seed, epoch,
 index), so neither the number of data workers nor an interruption changes what the model sees.
-A checkpoint ({'model': state_dict, 'optimizer', 'epoch', 'step', ...}) is written atomically
-after every epoch, every --save-every steps, and on Ctrl-C or SIGTERM; --resume continues from
-it at the exact step.
+A checkpoint (:mod:`.checkpoint`) is written atomically after every epoch, every
+``save_every`` steps, and on Ctrl-C or SIGTERM; ``resume`` continues from it at the exact step.
+
+:func:`train` takes a :class:`TrainConfig` and raises on bad settings (ValueError) or when a
+signal stopped it (:class:`Interrupted`, after the checkpoint is written); the command line is
+``npr_cuda.cli.train``.
 """
 
 import io
@@ -21,6 +24,7 @@ import os
 import signal
 import sys
 import time
+from dataclasses import asdict, dataclass
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -33,9 +37,10 @@ from torch.utils.data import DistributedSampler, Sampler
 from torchvision.transforms import functional as TF
 from tqdm import tqdm
 
+from .checkpoint import TrainingState, load_weights, read_training_state, save_training_state
 from .data import IMAGENET_MEAN, IMAGENET_STD, ImageDataset, Protocol, eval_transform, make_loader
-from .detector import npr_resnet50, read_state_dict
 from .metrics import binary_metrics
+from .model import NPR_IMPLEMENTATIONS, npr_resnet50
 from .predict import predict
 
 LR_DECAY = 0.9
@@ -102,24 +107,7 @@ class SkipFirst(Sampler):
         return max(0, len(self.sampler) - self.skip)
 
 
-# ------------------------------------------------------------------------------ checkpoints
-def save_atomically(obj, path: str) -> None:
-    """torch.save to a temporary file in the same folder, flushed to disk, then renamed over
-    `path`: an interruption leaves either the old file or the new one, never half of one."""
-    folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
+# ------------------------------------------------------------------------------------ steps
 def train_step(model, optimizer, images, labels, scaler=None, amp_dtype=None) -> float:
     """One step of the recipe: BCEWithLogitsLoss on the logits, backward, optimizer step."""
     with torch.autocast(images.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
@@ -143,18 +131,13 @@ def decayed_lr(lr: float) -> float:
 class Processes:
     """This process's place among those torchrun started (one, when not under torchrun)."""
 
-    def __init__(self, device_name: str):
+    def __init__(self, device: torch.device):
         self.world = int(os.environ.get("WORLD_SIZE", "1"))
         self.rank = int(os.environ.get("RANK", "0"))
-        local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-        if device_name == "auto":
-            device_name = "cuda" if torch.cuda.is_available() else "cpu"
-        self.device = torch.device(device_name)
-        if self.device.type == "cuda":
-            if not torch.cuda.is_available():
-                sys.exit(f"npr-train: --device {device_name}: no CUDA GPU is visible")
+        self.device = device
+        if device.type == "cuda":
             if self.world > 1:
-                self.device = torch.device("cuda", local_rank)
+                self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
             torch.cuda.set_device(self.device)
         if self.world > 1:
             dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
@@ -200,7 +183,7 @@ class StopRequests:
         self.reason = signal.Signals(signum).name
         signal.signal(signum, self.previous[signum])
         if self.procs.main:
-            print(f"\nnpr-train: {self.reason}: stopping after this step ({self.reason} again to abort now)", file=sys.stderr)
+            print(f"\ntraining: {self.reason}: stopping after this step ({self.reason} again to abort now)", file=sys.stderr)
 
     def requested(self) -> bool:
         if self.procs.world == 1:
@@ -211,60 +194,108 @@ class StopRequests:
 
 
 # ------------------------------------------------------------------------------------ train
-def train(args, train_samples: List[Tuple[str, int]], val_samples: Optional[List[Tuple[str, int]]]) -> dict:
-    """Runs the recipe; returns the last epoch's log record. `args` as npr_cuda.cli.train."""
-    procs = Processes(args.device)
-    if args.batch_size % procs.world:
-        sys.exit(f"npr-train: --batch-size {args.batch_size} must be divisible by the {procs.world} processes")
+@dataclass
+class TrainConfig:
+    """The settings of a training run; the defaults are the official recipe."""
+
+    output: str  # folder for last.pth and log.jsonl
+    batch_size: int = 32  # global: split evenly over the processes
+    lr: float = 2e-4
+    beta1: float = 0.9
+    niter: int = 50  # epochs
+    delr_freq: int = 10  # lr x0.9 after every this many epochs
+    seed: int = 100
+    workers: int = 0
+    load_size: int = 256
+    crop_size: int = 224
+    flip: bool = True
+    blur_prob: float = 0.0
+    blur_sigma: Tuple[float, float] = (0.0, 3.0)
+    jpeg_prob: float = 0.0
+    jpeg_quality: Tuple[int, int] = (30, 100)
+    amp: str = "off"  # off, bf16 or fp16
+    channels_last: bool = False
+    save_every: int = 1000  # also checkpoint every this many steps (0: epochs only)
+    resume: Optional[str] = None  # a checkpoint to continue from
+    device: str = "cpu"
+    npr: str = "npr_cuda"  # a key of NPR_IMPLEMENTATIONS
+    progress: bool = True
+
+    def validate(self) -> None:
+        """ValueError naming the first setting that cannot work."""
+        if self.amp not in AMP_DTYPES:
+            raise ValueError(f"amp must be one of {sorted(AMP_DTYPES)}, got {self.amp!r}")
+        if self.npr not in NPR_IMPLEMENTATIONS:
+            raise ValueError(f"npr must be one of {sorted(NPR_IMPLEMENTATIONS)}, got {self.npr!r}")
+        if torch.device(self.device).type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {self.device}: no CUDA GPU is visible")
+
+
+AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class Interrupted(Exception):
+    """Training stopped on a signal after its checkpoint was written."""
+
+    def __init__(self, signal_name: str, epoch: int, step: int, checkpoint_path: str):
+        super().__init__(f"{signal_name}: stopped at epoch {epoch + 1}, step {step}; "
+                         f"resume with --resume {checkpoint_path}")
+        self.signal_name, self.checkpoint_path = signal_name, checkpoint_path
+
+
+def train(config: TrainConfig, train_samples: List[Tuple[str, int]], val_samples: Optional[List[Tuple[str, int]]]) -> dict:
+    """Runs the recipe; returns the last epoch's log record."""
+    config.validate()
+    procs = Processes(torch.device(config.device))
+    if config.batch_size % procs.world:
+        raise ValueError(f"batch size {config.batch_size} must be divisible by the {procs.world} processes")
     device = procs.device
-    memory_format = torch.channels_last if args.channels_last else torch.contiguous_format
-    torch.manual_seed(args.seed)  # the initial weights
-    model = npr_resnet50(npr_impl=args.npr_impl).to(device, memory_format=memory_format)
-    optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(args.beta1, 0.999))
-    amp_dtype = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}[args.amp]
+    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+    torch.manual_seed(config.seed)  # the initial weights
+    model = npr_resnet50(npr_impl=NPR_IMPLEMENTATIONS[config.npr]).to(device, memory_format=memory_format)
+    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(config.beta1, 0.999))
+    amp_dtype = AMP_DTYPES[config.amp]
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16)
-    checkpoint_path = os.path.join(args.output, "last.pth")
+    checkpoint_path = os.path.join(config.output, "last.pth")
     epoch, step_in_epoch, total_steps = 0, 0, 0
-    if args.resume:
-        state = torch.load(args.resume, map_location="cpu", weights_only=True)
-        if not isinstance(state, dict) or "optimizer" not in state or "epoch" not in state:
-            sys.exit(f"npr-train: --resume {args.resume}: not an npr-train checkpoint (needs model, optimizer, epoch)")
-        model.load_state_dict(read_state_dict(args.resume))
-        optimizer.load_state_dict(state["optimizer"])
-        scaler.load_state_dict(state.get("scaler", {}))
-        epoch, step_in_epoch, total_steps = state["epoch"], state.get("step", 0), state.get("total_steps", 0)
+    if config.resume:
+        resumed = read_training_state(config.resume)
+        load_weights(model, config.resume, resumed.model)
+        optimizer.load_state_dict(resumed.optimizer)
+        scaler.load_state_dict(resumed.scaler)
+        epoch, step_in_epoch, total_steps = resumed.epoch, resumed.step, resumed.total_steps
     ddp_model = DistributedDataParallel(model) if procs.world > 1 else model
 
     dataset = TrainDataset(train_samples, TrainTransform(
-        load_size=args.load_size, crop_size=args.crop_size, flip=not args.no_flip, blur_prob=args.blur_prob, blur_sigma=args.blur_sigma,
-        jpeg_prob=args.jpeg_prob, jpeg_quality=args.jpeg_quality), args.seed)
+        load_size=config.load_size, crop_size=config.crop_size, flip=config.flip, blur_prob=config.blur_prob,
+        blur_sigma=config.blur_sigma, jpeg_prob=config.jpeg_prob, jpeg_quality=config.jpeg_quality), config.seed)
     sampler = DistributedSampler(dataset, num_replicas=procs.world, rank=procs.rank, shuffle=True,
-                                 seed=args.seed, drop_last=True)
-    per_process = args.batch_size // procs.world
+                                 seed=config.seed, drop_last=True)
+    per_process = config.batch_size // procs.world
     val_loader = None
     if val_samples and procs.main:
-        val_protocol = Protocol(resize=True, crop=True, load_size=args.load_size, crop_size=args.crop_size)
-        val_loader = make_loader(ImageDataset(val_samples, eval_transform(val_protocol)), args.batch_size,
-                                 args.workers, pin_memory=device.type == "cuda")
+        val_protocol = Protocol(resize=True, crop=True, load_size=config.load_size, crop_size=config.crop_size)
+        val_loader = make_loader(ImageDataset(val_samples, eval_transform(val_protocol)), config.batch_size,
+                                 config.workers, pin_memory=device.type == "cuda")
 
     def checkpoint(epoch_done, step):
         if procs.main:
-            save_atomically({"model": model.state_dict(), "optimizer": optimizer.state_dict(), "scaler": scaler.state_dict(),
-                             "epoch": epoch_done, "step": step, "total_steps": total_steps,
-                             "args": {k: v for k, v in vars(args).items() if isinstance(v, (int, float, str, bool, list, tuple, type(None)))}},
-                            checkpoint_path)
+            save_training_state(checkpoint_path, TrainingState(
+                model=model.state_dict(), optimizer=optimizer.state_dict(), scaler=scaler.state_dict(),
+                epoch=epoch_done, step=step, total_steps=total_steps, config=asdict(config)))
 
     record = {}
     with StopRequests(procs) as stop:
-        while epoch < args.niter:
+        while epoch < config.niter:
             dataset.epoch = epoch
             sampler.set_epoch(epoch)
-            loader = make_loader(dataset, per_process, args.workers, sampler=SkipFirst(sampler, step_in_epoch * per_process),
+            loader = make_loader(dataset, per_process, config.workers, sampler=SkipFirst(sampler, step_in_epoch * per_process),
                                  drop_last=True, pin_memory=device.type == "cuda")
             ddp_model.train()
             losses, images_seen, failures = [], 0, []
             start = time.perf_counter()
-            progress = tqdm(loader, desc=f"epoch {epoch + 1}/{args.niter}", unit="batch", disable=not procs.main or args.quiet,
+            progress = tqdm(loader, desc=f"epoch {epoch + 1}/{config.niter}", unit="batch",
+                            disable=not procs.main or not config.progress,
                             initial=step_in_epoch, total=step_in_epoch + len(loader))
             stopping = False
             try:
@@ -279,7 +310,7 @@ def train(args, train_samples: List[Tuple[str, int]], val_samples: Optional[List
                     total_steps += 1
                     rate = images_seen * procs.world / max(time.perf_counter() - start, 1e-9)
                     progress.set_postfix(loss=f"{losses[-1]:.4f}" if losses else "-", img_s=f"{rate:.1f}")
-                    if args.save_every and total_steps % args.save_every == 0:
+                    if config.save_every and total_steps % config.save_every == 0:
                         checkpoint(epoch, step_in_epoch)
                     if stop.requested():
                         stopping = True
@@ -292,13 +323,10 @@ def train(args, train_samples: List[Tuple[str, int]], val_samples: Optional[List
                 progress.close()
             if stopping:
                 checkpoint(epoch, step_in_epoch)
-                if procs.main:
-                    print(f"npr-train: stopped at epoch {epoch + 1}, step {step_in_epoch}; "
-                          f"resume with --resume {checkpoint_path}", file=sys.stderr)
                 procs.close()
-                raise SystemExit(130)
+                raise Interrupted(stop.reason, epoch, step_in_epoch, checkpoint_path)
             seconds = time.perf_counter() - start
-            if epoch % args.delr_freq == 0 and epoch != 0:  # the official schedule: at the end of the epoch
+            if epoch % config.delr_freq == 0 and epoch != 0:  # the official schedule: at the end of the epoch
                 for group in optimizer.param_groups:
                     group["lr"] = decayed_lr(group["lr"])
             record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "steps": total_steps,
@@ -306,7 +334,7 @@ def train(args, train_samples: List[Tuple[str, int]], val_samples: Optional[List
                       "images_per_s": images_seen * procs.world / seconds if seconds else math.nan,
                       "skipped_images": [f.path for f in failures]}
             if val_loader is not None:
-                val = predict(model, val_loader, device, desc="validate", progress=not args.quiet)
+                val = predict(model, val_loader, device, desc="validate", progress=config.progress)
                 metrics = binary_metrics(val.labels, val.probs)
                 record.update(val_acc=metrics["acc"], val_ap=metrics["ap"])
             if device.type == "cuda":
@@ -314,9 +342,9 @@ def train(args, train_samples: List[Tuple[str, int]], val_samples: Optional[List
             epoch, step_in_epoch = epoch + 1, 0
             checkpoint(epoch, 0)
             if procs.main:
-                with open(os.path.join(args.output, "log.jsonl"), "a") as log:
+                with open(os.path.join(config.output, "log.jsonl"), "a") as log:
                     log.write(json.dumps(record) + "\n")
-                if not args.quiet:
+                if config.progress:
                     summary = ", ".join(f"{k} {v:.4g}" for k, v in record.items() if isinstance(v, float))
                     print(f"epoch {epoch}: {summary}", file=sys.stderr)
             procs.barrier()

@@ -13,10 +13,11 @@ import pytest
 import torch
 from PIL import Image
 
-import npr_cuda.training as training
+import npr_cuda.detector.training as training
 from npr_cuda.cli import train as train_cli
 from npr_cuda.detector import load_detector, read_state_dict
-from npr_cuda.training import decayed_lr, save_atomically
+from npr_cuda.detector.checkpoint import save_atomically
+from npr_cuda.detector.training import decayed_lr
 
 
 def write_dataset(root, per_class=8, size=40, seed=0):

@@ -17,7 +17,7 @@ from PIL import Image, ImageDraw
 from torch import Tensor, nn
 
 from .data import IMAGENET_MEAN, IMAGENET_STD
-from .reference import npr_reference
+from ..reference import npr_reference
 
 # Photographs (scikit-image names; "china" and "flower" are scikit-learn's). The last five are
 # held out: test crops come from photos the detector never saw.

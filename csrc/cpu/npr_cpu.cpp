@@ -1,10 +1,7 @@
 // The CPU ops: input checks and layout (npr.h), then the kernels of npr_kernel_impl.h compiled
 // for the instruction set ATen chose for its own kernels (at::get_cpu_capability(): the best the
 // running CPU has, capped by ATEN_CPU_CAPABILITY=default|avx2|avx512), where this build has it.
-
-#define CPU_CAPABILITY DEFAULT
-#include "npr_kernel_impl.h"
-#undef CPU_CAPABILITY
+// This file only selects and registers; the kernels are in npr_kernel_{default,avx2,avx512}.cpp.
 
 #include "npr_cpu_isa.h"
 
@@ -29,44 +26,30 @@ Isa kernel_isa_in_use() {
 #endif
 }
 
-// One pass's kernels for each instruction set built (null where a set is not).
-struct PassKernels {
-  void (*baseline)(const PlaneLayout&);
-  void (*avx2)(const PlaneLayout&);
-  void (*avx512)(const PlaneLayout&);
-
-  void operator()(const PlaneLayout& layout) const {
-    switch (kernel_isa_in_use()) {
-      case Isa::kAvx512:
-        return avx512(layout);
-      case Isa::kAvx2:
-        return avx2(layout);
-      case Isa::kDefault:
-        return baseline(layout);
-    }
-  }
-};
-
+template <Pass kPass>
+at::Tensor run_pass(const at::Tensor& x) {
+  const PlaneLayout layout = prepare_planes(x, op_name(kPass));
+  switch (kernel_isa_in_use()) {
 #if NPR_CUDA_CPU_X86_KERNELS
-constexpr PassKernels kForward{DEFAULT::npr_forward, AVX2::npr_forward, AVX512::npr_forward};
-constexpr PassKernels kBackward{DEFAULT::npr_backward, AVX2::npr_backward, AVX512::npr_backward};
-#else
-constexpr PassKernels kForward{DEFAULT::npr_forward, nullptr, nullptr};
-constexpr PassKernels kBackward{DEFAULT::npr_backward, nullptr, nullptr};
+    case Isa::kAvx512:
+      AVX512::run_kernel(kPass, layout);
+      break;
+    case Isa::kAvx2:
+      AVX2::run_kernel(kPass, layout);
+      break;
 #endif
-
-at::Tensor run(const at::Tensor& input, const char* op_name, const PassKernels& kernels) {
-  const PlaneLayout layout = prepare_planes(input, op_name);
-  kernels(layout);
+    default:
+      DEFAULT::run_kernel(kPass, layout);
+  }
   return layout.output;
 }
 
 at::Tensor npr_cpu(const at::Tensor& x) {
-  return run(x, "npr", kForward);
+  return run_pass<Pass::kForward>(x);
 }
 
 at::Tensor npr_backward_cpu(const at::Tensor& grad) {
-  return run(grad, "npr_backward", kBackward);
+  return run_pass<Pass::kBackward>(grad);
 }
 
 }  // namespace

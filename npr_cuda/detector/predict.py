@@ -1,10 +1,11 @@
-"""Running the detector over a loader of :mod:`npr_cuda.data` batches."""
+"""Running the detector over a loader of :mod:`npr_cuda.detector.data` batches."""
 
 import time
 from dataclasses import dataclass, field
 from typing import List
 
 import torch
+from torch import Tensor, nn
 from tqdm import tqdm
 
 from .data import Failure
@@ -19,6 +20,11 @@ class Predictions:
     seconds: float = 0.0
 
 
+def fake_probabilities(model: nn.Module, images: Tensor) -> Tensor:
+    """P(fake) = sigmoid(logit) for each image of a batch, as float32 (N,)."""
+    return model(images).float().sigmoid().flatten()
+
+
 def predict(model, loader, device, desc: str = "predict", progress: bool = True) -> Predictions:
     """Probabilities of fake for every image the loader yields (model in eval mode, no grad)."""
     model.eval()
@@ -29,7 +35,7 @@ def predict(model, loader, device, desc: str = "predict", progress: bool = True)
             out.failures += batch.failures
             for images, labels, paths in batch.groups:
                 images = images.to(device, non_blocking=True)
-                out.probs += model(images).float().sigmoid().flatten().tolist()
+                out.probs += fake_probabilities(model, images).tolist()
                 out.labels += labels.tolist()
                 out.paths += paths
     if torch.device(device).type == "cuda":

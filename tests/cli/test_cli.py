@@ -8,13 +8,13 @@ import sys
 
 import pytest
 import torch
-from image_folders import make_generator_tree, write_broken_files, write_image
+from helpers.image_folders import make_generator_tree, write_broken_files, write_image
 
 from npr_cuda.cli import detect as detect_cli
 from npr_cuda.cli import eval as eval_cli
-from npr_cuda.data import PRESETS, eval_transform, load_rgb
+from npr_cuda.detector.data import PRESETS, eval_transform, load_rgb
 from npr_cuda.detector import load_detector, npr_resnet50
-from npr_cuda.metrics import binary_metrics
+from npr_cuda.detector.metrics import binary_metrics
 
 
 @pytest.fixture

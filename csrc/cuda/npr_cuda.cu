@@ -16,7 +16,7 @@
 #include <cstring>
 #include <limits>
 
-namespace npr_cuda {
+namespace npr_cuda::cuda {
 namespace {
 
 constexpr int kThreadsPerBlock = 256;
@@ -67,10 +67,8 @@ struct WorkItem {
 
 __device__ __forceinline__ WorkItem locate(const RowPairGrid& grid, int64_t item, int vec) {
   const int64_t pair = item / grid.chunks_per_row;
-  const int64_t plane = pair / grid.pairs_per_plane;
-  const int64_t h = 2 * (pair - plane * grid.pairs_per_plane);
-  return {(plane * grid.height + h) * grid.row_length, (item - pair * grid.chunks_per_row) * vec,
-          h + 1 < grid.height};
+  const RowPair rows = row_pair(pair, grid.pairs_per_plane, grid.height, grid.row_length);
+  return {rows.even_row, (item - pair * grid.chunks_per_row) * vec, rows.has_odd_row};
 }
 
 // Pixel index w and channel i of column `column` of a row; stepped along without dividing.
@@ -148,26 +146,20 @@ __device__ __forceinline__ void backward_item(const T* __restrict__ g, T* __rest
 #pragma unroll
   for (int k = 0; k < kVec; ++k) {
     if (kUnitInner ? k % 2 == 0 : cursor.w == anchor_index(cursor.w)) {
-      // The block in row-major order: (h, w), (h, w + 1), (h + 1, w), (h + 1, w + 1).
       // The right neighbour is in this thread's registers for NCHW rows, else read from cache.
-      const auto right_of = [&](const Pack<T, kVec>& row, int64_t row_offset) -> opmath_t {
+      const auto load = [&](int dh, int dw) -> opmath_t {
+        const Pack<T, kVec>& row = dh == 0 ? even : odd;
+        if (dw == 0) {
+          return static_cast<opmath_t>(row.v[k]);
+        }
         if constexpr (kUnitInner) {
           return static_cast<opmath_t>(row.v[k | 1]);
         } else {
-          return static_cast<opmath_t>(g[first + row_offset + k + grid.inner]);
+          return static_cast<opmath_t>(g[first + dh * grid.row_length + k + grid.inner]);
         }
       };
       const bool has_right = kUnitInner || cursor.w + 1 < width;
-      opmath_t sum = static_cast<opmath_t>(even.v[k]);
-      if (has_right) {
-        sum += right_of(even, 0);
-      }
-      if (at.has_odd_row) {
-        sum += static_cast<opmath_t>(odd.v[k]);
-        if (has_right) {
-          sum += right_of(odd, grid.row_length);
-        }
-      }
+      const opmath_t sum = block_sum<opmath_t>(load, has_right, at.has_odd_row);
       result.v[k] = static_cast<T>(anchor_gradient<T>(static_cast<opmath_t>(even.v[k]), sum));
     }
     if constexpr (!kUnitInner) {
@@ -176,8 +168,6 @@ __device__ __forceinline__ void backward_item(const T* __restrict__ g, T* __rest
   }
   store_pack<T, kVec>(out + first, result);
 }
-
-enum class Pass { kForward, kBackward };
 
 template <Pass kPass, typename T, int kVec, bool kUnitInner>
 __global__ void __launch_bounds__(kThreadsPerBlock)
@@ -211,11 +201,11 @@ void launch_row_pairs(const PlaneLayout& layout) {
   grid.row_length = layout.row_length();
   grid.inner = layout.inner;
   grid.chunks_per_row = grid.row_length / vec;
-  grid.pairs_per_plane = (layout.height + 1) / 2;
+  grid.pairs_per_plane = row_pairs_per_plane(layout.height);
   grid.items = layout.planes * grid.pairs_per_plane * grid.chunks_per_row;
 
   const int64_t blocks = (grid.items + kThreadsPerBlock - 1) / kThreadsPerBlock;
-  TORCH_CHECK(blocks <= std::numeric_limits<int32_t>::max(), "npr: tensor of ",
+  TORCH_CHECK(blocks <= std::numeric_limits<int32_t>::max(), op_name(kPass), ": tensor of ",
               layout.output.numel(), " elements is too large for one kernel launch");
   const dim3 grid_dim(static_cast<unsigned int>(blocks));
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
@@ -230,30 +220,30 @@ void launch_row_pairs(const PlaneLayout& layout) {
 }
 
 template <Pass kPass>
-at::Tensor run_pass(const at::Tensor& x, const char* op_name) {
+at::Tensor run_pass(const at::Tensor& x) {
   const c10::cuda::CUDAGuard device_guard(x.device());
-  PlaneLayout layout = prepare_planes(x, op_name);
+  const PlaneLayout layout = prepare_planes(x, op_name(kPass));
   if (layout.output.numel() > 0) {
-    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), "npr_cuda", [&] {
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), op_name(kPass), [&] {
       launch_row_pairs<kPass, scalar_t>(layout);
     });
   }
   return layout.output;
 }
 
-at::Tensor npr_cuda_kernel(const at::Tensor& x) {
-  return run_pass<Pass::kForward>(x, "npr");
+at::Tensor npr_cuda(const at::Tensor& x) {
+  return run_pass<Pass::kForward>(x);
 }
 
-at::Tensor npr_backward_cuda_kernel(const at::Tensor& grad) {
-  return run_pass<Pass::kBackward>(grad, "npr_backward");
+at::Tensor npr_backward_cuda(const at::Tensor& grad) {
+  return run_pass<Pass::kBackward>(grad);
 }
 
 }  // namespace
 
 TORCH_LIBRARY_IMPL(npr_cuda, CUDA, m) {
-  m.impl("npr", &npr_cuda_kernel);
-  m.impl("npr_backward", &npr_backward_cuda_kernel);
+  m.impl("npr", &npr_cuda);
+  m.impl("npr_backward", &npr_backward_cuda);
 }
 
-}  // namespace npr_cuda
+}  // namespace npr_cuda::cuda

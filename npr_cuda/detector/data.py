@@ -84,16 +84,24 @@ def list_images(folder: str) -> List[str]:
     return found
 
 
+def has_label_folders(folder: str) -> bool:
+    """Whether 0_real or 1_fake sits directly in `folder` (else its subfolders hold them)."""
+    return any(os.path.isdir(os.path.join(folder, name)) for name in LABELS)
+
+
+def subfolders(folder: str) -> List[str]:
+    """The names of the folders directly in `folder`, sorted."""
+    return [name for name in sorted(os.listdir(folder)) if os.path.isdir(os.path.join(folder, name))]
+
+
 def real_fake_samples(root: str, classes: Optional[Sequence[str]] = None) -> List[Tuple[str, int]]:
     """(path, label) for every image of a root in the official layout (see the module doc)."""
     if not os.path.isdir(root):
         raise FileNotFoundError(f"{root}: no such folder")
-    entries = sorted(os.listdir(root))
-    if any(name in LABELS for name in entries):
+    if has_label_folders(root):
         roots = [root]
     else:
-        names = list(classes) if classes else [e for e in entries if os.path.isdir(os.path.join(root, e))]
-        roots = [os.path.join(root, name) for name in names]
+        roots = [os.path.join(root, name) for name in (list(classes) if classes else subfolders(root))]
     samples = []
     for folder in roots:
         label_dirs = [name for name in LABELS if os.path.isdir(os.path.join(folder, name))]

@@ -1,5 +1,5 @@
 """The NPR detector (official ``networks/resnet.py``, ``resnet50(num_classes=1)``) on top of
-:func:`npr_cuda.npr`, and loading of its checkpoints.
+:func:`npr_cuda.npr`.
 
 The network is a ResNet-50 cut after ``layer2``: conv1 3x3 stride 2 (3->64, no bias), bn1, relu,
 maxpool 3x3 stride 2, layer1 (3 bottlenecks, 64), layer2 (4 bottlenecks, 128, stride 2), global
@@ -9,16 +9,19 @@ released ``NPR.pth`` and ``model_epoch_last_3090.pth`` load with ``strict=True``
 bottlenecks are torchvision's, whose parameter names and forward are the official ones.
 """
 
-import os
-from typing import Callable, Dict
+from typing import Callable
 
 import torch
 from torch import Tensor, nn
 from torchvision.models.resnet import Bottleneck
 
-from .ops import npr
+from ..ops import npr
+from ..reference import official_npr
 
-__all__ = ["NPRResNet", "npr_resnet50", "CheckpointError", "read_state_dict", "load_weights", "load_detector"]
+__all__ = ["NPR_IMPLEMENTATIONS", "NPRResNet", "npr_resnet50", "crop_to_even"]
+
+# What computes NPR inside the model: the fused op, or the official formula (for comparisons).
+NPR_IMPLEMENTATIONS = {"npr_cuda": npr, "official": official_npr}
 
 
 def crop_to_even(x: Tensor) -> Tensor:
@@ -79,62 +82,3 @@ class NPRResNet(nn.Module):
 def npr_resnet50(num_classes: int = 1, **kwargs) -> NPRResNet:
     """The official ``resnet50(num_classes=1)`` of NPR (see :class:`NPRResNet`)."""
     return NPRResNet(num_classes=num_classes, **kwargs)
-
-
-class CheckpointError(ValueError):
-    """A file that is not an NPR detector checkpoint, or one that does not fit the model."""
-
-
-def read_state_dict(path: str) -> Dict[str, Tensor]:
-    """The state dict in ``path``: a raw state dict (the released NPR.pth) or a training
-    checkpoint ``{'model': state_dict, ...}`` (the official trainer's and npr-train's). Loaded
-    with ``weights_only=True``: no arbitrary object is ever unpickled. A ``module.`` prefix (a
-    model saved inside DataParallel/DistributedDataParallel) is removed."""
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"checkpoint {path}: no such file")
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # pickle, zip and weights_only errors all mean the same here
-        raise CheckpointError(
-            f"checkpoint {path}: not a PyTorch checkpoint of tensors that can be loaded safely "
-            f"(torch.load with weights_only=True failed: {type(error).__name__}: {error})"
-        ) from error
-    if isinstance(obj, dict) and isinstance(obj.get("model"), dict):
-        obj = obj["model"]
-    if not isinstance(obj, dict) or not obj or not all(isinstance(v, Tensor) for v in obj.values()):
-        raise CheckpointError(
-            f"checkpoint {path}: expected a state dict (names to tensors) or a dict with a 'model' "
-            f"state dict, got {type(obj).__name__}"
-            + (f" with keys {sorted(obj)[:10]}" if isinstance(obj, dict) else "")
-        )
-    if all(key.startswith("module.") for key in obj):
-        obj = {key[len("module."):]: value for key, value in obj.items()}
-    return obj
-
-
-def load_weights(model: nn.Module, path: str) -> nn.Module:
-    """Loads the checkpoint at ``path`` into ``model`` strictly; a mismatch raises
-    :class:`CheckpointError` naming the missing, unexpected and wrongly shaped entries."""
-    state = read_state_dict(path)
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state]
-    unexpected = [k for k in state if k not in expected]
-    wrong_shape = [
-        f"{k} {tuple(state[k].shape)} (model: {tuple(v.shape)})"
-        for k, v in expected.items()
-        if k in state and state[k].shape != v.shape
-    ]
-    if missing or unexpected or wrong_shape:
-        def first(names):
-            return ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
-
-        problems = [f"{label} ({len(names)}): {first(names)}" for label, names in
-                    (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape)) if names]
-        raise CheckpointError(f"checkpoint {path} does not fit the NPR detector: " + "; ".join(problems))
-    model.load_state_dict(state, strict=True)
-    return model
-
-
-def load_detector(path: str, device="cpu", **kwargs) -> NPRResNet:
-    """An :func:`npr_resnet50` with the weights in ``path``, on ``device``, in eval mode."""
-    return load_weights(npr_resnet50(**kwargs), path).to(device).eval()

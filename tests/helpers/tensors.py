@@ -1,0 +1,106 @@
+"""Tensors, references and comparisons for the op tests: devices and dtypes to parametrise over,
+inputs in every memory layout, the official formula's values and gradients, bitwise comparison,
+and poisoned output memory."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import npr_cuda
+from npr_cuda.reference import official_npr
+
+DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
+
+_cuda_reason = (
+    "no CUDA GPU visible"
+    if not torch.cuda.is_available()
+    else "npr_cuda was built without its CUDA kernels"
+)
+# Tests that need the CUDA kernels and a GPU: marked `cuda` (select them with -m cuda).
+requires_cuda = pytest.mark.skipif(not (torch.cuda.is_available() and npr_cuda.cuda_kernels_built()), reason=_cuda_reason)
+DEVICES = [
+    "cpu",
+    pytest.param(
+        "cuda",
+        marks=[pytest.mark.cuda, requires_cuda],
+    ),
+]
+
+
+def randn(shape, dtype, device, gen):
+    """Fresh standard-normal values, drawn on the CPU (reproducible from the seed) and moved."""
+    return torch.randn(shape, generator=gen, dtype=torch.float64).to(dtype=dtype, device=device)
+
+
+def make_input(shape, dtype, device, layout, gen):
+    """A tensor of `shape` with fresh random values, laid out in memory as `layout` says."""
+    height, width = shape[-2:]
+    if layout == "contiguous":
+        return randn(shape, dtype, device, gen)
+    if layout == "channels_last":
+        fmt = {4: torch.channels_last, 5: torch.channels_last_3d}[len(shape)]
+        return randn(shape, dtype, device, gen).contiguous(memory_format=fmt)
+    if layout == "sliced":
+        base = randn((*[n + 1 for n in shape[:-2]], height + 2, width + 3), dtype, device, gen)
+        return base[(slice(1, None),) * (len(shape) - 2) + (slice(1, height + 1), slice(2, width + 2))]
+    if layout == "transposed":
+        return randn((*shape[:-2], width, height), dtype, device, gen).transpose(-1, -2)
+    if layout == "expanded":  # stride 0 along the first dimension
+        return randn((1, *shape[1:]), dtype, device, gen).expand(shape)
+    raise ValueError(layout)
+
+
+def official_expected(x):
+    """The official formula's values for any rank >= 2 and any H, W: applied per (H, W) plane,
+    on x zero-padded to even H and W, then cropped back (the padding only adds blocks' missing
+    right/bottom neighbours, which no kept pixel uses as its anchor)."""
+    height, width = x.shape[-2:]
+    planes = x.reshape(-1, 1, height, width)
+    padded = F.pad(planes, (0, width % 2, 0, height % 2))
+    return official_npr(padded)[..., :height, :width].reshape(x.shape)
+
+
+def official_gradient(x, grad):
+    """d(official_expected(x) . grad)/dx through autograd, i.e. the official formula's backward."""
+    leaf = x.detach().requires_grad_(True)
+    (result,) = torch.autograd.grad(official_expected(leaf), leaf, grad)
+    return result
+
+
+def assert_bitwise_equal(actual, expected):
+    """Same shape and dtype, NaN at the same places and every other element bit for bit equal
+    (so +0.0 and -0.0 differ). NaN payloads are not compared: ATen's own vectorised and scalar
+    paths give different NaN bits."""
+    assert actual.shape == expected.shape and actual.dtype == expected.dtype
+    nan = expected.isnan()
+    assert torch.equal(actual.isnan(), nan), "NaN in different places"
+    bits = {2: torch.int16, 4: torch.int32, 8: torch.int64}[expected.element_size()]
+    a = actual.masked_fill(nan, 0).contiguous().view(bits)
+    e = expected.masked_fill(nan, 0).contiguous().view(bits)
+    mismatch = a != e
+    assert not mismatch.any(), (
+        f"{int(mismatch.sum())} of {mismatch.numel()} elements differ, first at "
+        f"{tuple(mismatch.nonzero()[0].tolist())}"
+    )
+
+
+def assert_equal_values(actual, expected):
+    """Equal as numbers: like assert_bitwise_equal, but -0.0 == +0.0 (autograd's gradient
+    accumulation starts from +0.0 and so may flip the sign of a zero)."""
+    torch.testing.assert_close(actual, expected, rtol=0, atol=0, equal_nan=True)
+
+
+def on_poisoned_memory(fn, x):
+    """fn(x) with torch's deterministic mode on, in which every fresh allocation (the op's
+    output among them) is filled with NaN before use: an element the kernel does not write
+    stays NaN and fails the comparison. test_poisoning_reaches_the_output checks this."""
+    enabled = torch.are_deterministic_algorithms_enabled()
+    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
+    fill = torch.utils.deterministic.fill_uninitialized_memory
+    torch.use_deterministic_algorithms(True)
+    torch.utils.deterministic.fill_uninitialized_memory = True
+    try:
+        return fn(x)
+    finally:
+        torch.utils.deterministic.fill_uninitialized_memory = fill
+        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
