@@ -120,7 +120,7 @@ template <typename scalar_t>
 void forward_pair_vectorized(const scalar_t* even, const scalar_t* odd, scalar_t* out_even,
                              scalar_t* out_odd, int64_t end) {
   // One row after the other, each a single sequential stream; the second reads the even row's
-  // anchors again from L1. (Both rows per chunk measured slower here: 1.03x -> 1.14x clone.)
+  // anchors again from L1. (Both rows per chunk measured slower: bench/RESULTS.md, stream order.)
   if constexpr (std::is_same_v<scalar_t, c10::BFloat16> && BFloat16Pairs::kUsable) {
     using P = BFloat16Pairs;
     for (const auto& [row, out] : {std::pair{even, out_even}, std::pair{odd, out_odd}}) {
@@ -153,8 +153,8 @@ void forward_pair_vectorized(const scalar_t* even, const scalar_t* odd, scalar_t
 // Backward over columns [0, end) of an NCHW row pair: each anchor (even column of the even row)
 // becomes g - round(block sum), the sum taken row-major; everything else passes through. The
 // odd row is copied in the same loop: two read and two write streams together measured faster
-// from DRAM than the even row first and then the odd row's copy (bfloat16 8x3x1024x1024: 1.21x
-// -> 1.06x clone, medians of 5 alternating processes), unlike the forward's.
+// from DRAM than the even row first and then the odd row's copy, unlike the forward's
+// (bench/RESULTS.md, stream order).
 template <typename scalar_t>
 void backward_pair_vectorized(const scalar_t* even, const scalar_t* odd, scalar_t* out_even,
                               scalar_t* out_odd, int64_t end) {
