@@ -84,7 +84,6 @@ else:
     extension = CppExtension
 
 
-
 class BuildWithPersistentObjects(BuildExtension):
     """Keeps object files in build/ so that a repeated `pip install -e .` (an editable install
     builds in a fresh temporary directory) recompiles only what changed, through ninja."""

@@ -14,11 +14,11 @@ import sys
 import time
 
 import torch
+from run_record import write_report
 from tqdm import tqdm
 
 from npr_cuda.detector import NPR_IMPLEMENTATIONS, npr_resnet50
 from npr_cuda.detector.training import train_step
-from run_record import write_report
 
 
 def parse_args(argv=None):
@@ -65,12 +65,15 @@ class PeakMemory:
 
 def make_step(mode, model, optimizer, images, labels):
     if mode == "inference":
+
         def step():
             with torch.inference_mode():
                 model(images)
     else:
+
         def step():
             train_step(model, optimizer, images, labels)
+
     return step
 
 
@@ -105,15 +108,27 @@ def main(argv=None):
                 times[name].append(time.perf_counter() - start)
         for name in steps:
             median = statistics.median(times[name])
-            rows.append({"mode": mode, "npr": name, "images_per_s": args.batch_size / median,
-                         "step_ms": median * 1e3, "peak_mib": peaks[name] / 2**20})
+            rows.append(
+                {
+                    "mode": mode,
+                    "npr": name,
+                    "images_per_s": args.batch_size / median,
+                    "step_ms": median * 1e3,
+                    "peak_mib": peaks[name] / 2**20,
+                }
+            )
     base = {row["mode"]: row["images_per_s"] for row in rows if row["npr"] == "official"}
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
-    print(f"{name}; batch {args.batch_size} x 3 x {args.size} x {args.size}; {'channels_last' if args.channels_last else 'NCHW'}; torch {torch.__version__}")
+    print(
+        f"{name}; batch {args.batch_size} x 3 x {args.size} x {args.size}; "
+        f"{'channels_last' if args.channels_last else 'NCHW'}; torch {torch.__version__}"
+    )
     print(f"{'mode':10} {'npr':9} {'images/s':>9} {'step ms':>9} {'peak MiB':>9} {'speedup':>8}")
     for row in rows:
-        print(f"{row['mode']:10} {row['npr']:9} {row['images_per_s']:9.1f} {row['step_ms']:9.1f} {row['peak_mib']:9.1f} "
-              f"{row['images_per_s'] / base[row['mode']]:7.2f}x")
+        print(
+            f"{row['mode']:10} {row['npr']:9} {row['images_per_s']:9.1f} {row['step_ms']:9.1f} {row['peak_mib']:9.1f} "
+            f"{row['images_per_s'] / base[row['mode']]:7.2f}x"
+        )
     if args.json:
         write_report(args.json, "bench/bench_detector.py", argv, device=name, args=vars(args), rows=rows)
 

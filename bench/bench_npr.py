@@ -27,11 +27,11 @@ import sys
 import time
 
 import torch
+from run_record import write_report
 from tqdm import tqdm
 
 import npr_cuda
 from npr_cuda.reference import official_npr
-from run_record import write_report
 
 SHAPES = [(1, 3, 224, 224), (32, 3, 224, 224), (128, 3, 256, 256), (8, 3, 1024, 1024)]
 QUICK_SHAPES = [(1, 3, 224, 224), (32, 3, 224, 224)]
@@ -52,18 +52,29 @@ def parse_args(argv=None):
     parser.add_argument("--dtypes", default=None, help="default: float32,bfloat16 (and float16 on CUDA)")
     parser.add_argument("--shapes", default=None, help="e.g. 32x3x224x224,8x3x1024x1024")
     parser.add_argument("--channels-last", action="store_true", help="channels_last inputs instead of NCHW")
-    parser.add_argument("--seconds", type=float, default=None, help="time budget per candidate and case (default 0.4, quick 0.1)")
+    parser.add_argument(
+        "--seconds", type=float, default=None, help="time budget per candidate and case (default 0.4, quick 0.1)"
+    )
     parser.add_argument("--json", default=None, help="also write the results here")
-    parser.add_argument("--markdown", action="store_true", help="also print a condensed Markdown table (as in RESULTS.md)")
-    parser.add_argument("--system-allocator", action="store_true",
-                        help="keep glibc's default of unmapping freed large blocks (timings then include page faults)")
+    parser.add_argument(
+        "--markdown", action="store_true", help="also print a condensed Markdown table (as in RESULTS.md)"
+    )
+    parser.add_argument(
+        "--system-allocator",
+        action="store_true",
+        help="keep glibc's default of unmapping freed large blocks (timings then include page faults)",
+    )
     return parser.parse_args(argv)
 
 
 def device_details(device):
     if device == "cuda":
         props = torch.cuda.get_device_properties(0)
-        return {"name": props.name, "multiprocessors": props.multi_processor_count, "memory_gib": round(props.total_memory / 2**30, 1)}
+        return {
+            "name": props.name,
+            "multiprocessors": props.multi_processor_count,
+            "memory_gib": round(props.total_memory / 2**30, 1),
+        }
     name = platform.processor() or platform.machine()
     try:
         with open("/proc/cpuinfo") as f:
@@ -172,22 +183,36 @@ def make_rows(device, dtype_name, shape, timings, moved_bytes):
         ours = timings[(pass_name, "npr_cuda")]
         for name in names:
             t = timings[(pass_name, name)]
-            rows.append({
-                "device": device, "dtype": dtype_name, "shape": "x".join(map(str, shape)), "pass": pass_name,
-                "candidate": name, "median_ms": t * 1e3, "gb_per_s": moved_bytes / t / 1e9,
-                "x_clone": t / clone, "npr_cuda_speedup": t / ours,
-            })
+            rows.append(
+                {
+                    "device": device,
+                    "dtype": dtype_name,
+                    "shape": "x".join(map(str, shape)),
+                    "pass": pass_name,
+                    "candidate": name,
+                    "median_ms": t * 1e3,
+                    "gb_per_s": moved_bytes / t / 1e9,
+                    "x_clone": t / clone,
+                    "npr_cuda_speedup": t / ours,
+                }
+            )
     return rows
 
 
 def print_table(rows, file=sys.stdout):
-    header = f"{'device':6} {'dtype':8} {'shape':15} {'pass':8} {'candidate':18} {'median ms':>10} {'GB/s':>8} {'x clone':>8} {'npr_cuda faster by':>18}"
+    header = (
+        f"{'device':6} {'dtype':8} {'shape':15} {'pass':8} {'candidate':18} {'median ms':>10} {'GB/s':>8} "
+        f"{'x clone':>8} {'npr_cuda faster by':>18}"
+    )
     print(header, file=file)
     print("-" * len(header), file=file)
     for row in rows:
         speedup = "" if row["candidate"] in ("npr_cuda", "clone") else f"{row['npr_cuda_speedup']:.2f}x"
-        print(f"{row['device']:6} {row['dtype']:8} {row['shape']:15} {row['pass']:8} {row['candidate']:18} "
-              f"{row['median_ms']:10.4f} {row['gb_per_s']:8.2f} {row['x_clone']:8.2f} {speedup:>18}", file=file)
+        print(
+            f"{row['device']:6} {row['dtype']:8} {row['shape']:15} {row['pass']:8} {row['candidate']:18} "
+            f"{row['median_ms']:10.4f} {row['gb_per_s']:8.2f} {row['x_clone']:8.2f} {speedup:>18}",
+            file=file,
+        )
 
 
 def markdown_table(rows) -> str:
@@ -196,23 +221,33 @@ def markdown_table(rows) -> str:
     by_case = {}
     for row in rows:
         by_case.setdefault((row["device"], row["dtype"], row["shape"], row["pass"]), {})[row["candidate"]] = row
-    lines = ["| device | dtype | shape | pass | clone ms | npr_cuda ms (x clone) | eager ms (npr_cuda faster by) | compiled ms (npr_cuda faster by) |",
-             "| --- | --- | --- | --- | ---: | ---: | ---: | ---: |"]
+    lines = [
+        "| device | dtype | shape | pass | clone ms | npr_cuda ms (x clone) | eager ms (npr_cuda faster by) "
+        "| compiled ms (npr_cuda faster by) |",
+        "| --- | --- | --- | --- | ---: | ---: | ---: | ---: |",
+    ]
     for (device, dtype, shape, pass_name), c in by_case.items():
         lines.append(
             f"| {device} | {dtype} | {shape} | {pass_name} | {c['clone']['median_ms']:.3f} | "
             f"{c['npr_cuda']['median_ms']:.3f} ({c['npr_cuda']['x_clone']:.2f}x) | "
             f"{c['eager']['median_ms']:.3f} ({c['eager']['npr_cuda_speedup']:.2f}x) | "
-            f"{c['compiled']['median_ms']:.3f} ({c['compiled']['npr_cuda_speedup']:.2f}x) |")
+            f"{c['compiled']['median_ms']:.3f} ({c['compiled']['npr_cuda_speedup']:.2f}x) |"
+        )
     return "\n".join(lines)
 
 
 def main(argv=None):
     args = parse_args(argv)
     if sys.platform == "linux" and not args.system_allocator and "GLIBC_TUNABLES" not in os.environ:
-        os.execve(sys.executable, [sys.executable, *sys.argv], {**os.environ, "GLIBC_TUNABLES": GLIBC_KEEP_FREED_MEMORY})
+        os.execve(
+            sys.executable, [sys.executable, *sys.argv], {**os.environ, "GLIBC_TUNABLES": GLIBC_KEEP_FREED_MEMORY}
+        )
     devices = args.devices.split(",") if args.devices else ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
-    shapes = [tuple(int(n) for n in s.split("x")) for s in args.shapes.split(",")] if args.shapes else (QUICK_SHAPES if args.quick else SHAPES)
+    shapes = (
+        [tuple(int(n) for n in s.split("x")) for s in args.shapes.split(",")]
+        if args.shapes
+        else (QUICK_SHAPES if args.quick else SHAPES)
+    )
     seconds = args.seconds if args.seconds is not None else (0.1 if args.quick else 0.4)
     if "cuda" in devices and not (torch.cuda.is_available() and npr_cuda.cuda_kernels_built()):
         sys.exit("bench_npr: --devices cuda needs a visible GPU and a build with the CUDA kernels")
@@ -224,7 +259,11 @@ def main(argv=None):
 
     cases = []
     for device in devices:
-        names = args.dtypes.split(",") if args.dtypes else ["float32", "bfloat16"] + (["float16"] if device == "cuda" else [])
+        names = (
+            args.dtypes.split(",")
+            if args.dtypes
+            else ["float32", "bfloat16"] + (["float16"] if device == "cuda" else [])
+        )
         cases += [(device, name, shape) for name in names for shape in shapes]
     rows = []
     progress = tqdm(cases, desc="bench_npr", unit="case", file=sys.stderr)
@@ -238,7 +277,9 @@ def main(argv=None):
         print(markdown_table(rows))
     if args.json:
         write_report(
-            args.json, "bench/bench_npr.py", argv,
+            args.json,
+            "bench/bench_npr.py",
+            argv,
             layout="channels_last" if args.channels_last else "contiguous",
             glibc_tunables=os.environ.get("GLIBC_TUNABLES", ""),
             devices={device: device_details(device) for device in devices},

@@ -19,8 +19,7 @@ bool is_supported_dtype(at::ScalarType t) {
 
 void check_input(const at::Tensor& x, const char* op_name) {
   // sym_sizes(): a fake tensor under torch.compile may have symbolic sizes.
-  TORCH_CHECK_VALUE(x.dim() >= 2, op_name,
-                    ": expected a tensor with at least 2 dimensions (..., H, W), got shape ",
+  TORCH_CHECK_VALUE(x.dim() >= 2, op_name, ": expected a tensor with at least 2 dimensions (..., H, W), got shape ",
                     x.sym_sizes());
   TORCH_CHECK_TYPE(is_supported_dtype(x.scalar_type()), op_name,
                    ": expected a floating-point tensor (float32, float64, float16 or bfloat16), "

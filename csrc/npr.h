@@ -15,9 +15,7 @@ namespace npr_cuda {
 // The two ops, npr and its adjoint npr_backward, which every backend implements as one pass.
 enum class Pass { kForward, kBackward };
 
-constexpr const char* op_name(Pass pass) {
-  return pass == Pass::kForward ? "npr" : "npr_backward";
-}
+constexpr const char* op_name(Pass pass) { return pass == Pass::kForward ? "npr" : "npr_backward"; }
 
 struct PlaneLayout {
   at::Tensor input;   // contiguous in `input`'s memory format: read in place, never copied
@@ -26,7 +24,7 @@ struct PlaneLayout {
   int64_t planes;     // product of everything that is neither H, W nor channels_last's C
   int64_t height;
   int64_t width;
-  int64_t inner;      // elements per pixel in memory: 1, or C for channels_last
+  int64_t inner;  // elements per pixel in memory: 1, or C for channels_last
 
   int64_t row_length() const { return width * inner; }
 };

@@ -16,23 +16,18 @@
 namespace npr_cuda {
 
 // The top-left index of the 2-wide block that holds index i.
-C10_HOST_DEVICE constexpr int64_t anchor_index(int64_t i) {
-  return i & ~int64_t{1};
-}
+C10_HOST_DEVICE constexpr int64_t anchor_index(int64_t i) { return i & ~int64_t{1}; }
 
 // Row pairs: an even row h and the odd row h + 1 share the anchors of row h, so both kernels
 // give each row pair to one worker. Pairs are numbered plane by plane.
-C10_HOST_DEVICE constexpr int64_t row_pairs_per_plane(int64_t height) {
-  return (height + 1) / 2;
-}
+C10_HOST_DEVICE constexpr int64_t row_pairs_per_plane(int64_t height) { return (height + 1) / 2; }
 
 struct RowPair {
   int64_t even_row;  // offset of the even row's first element in the [planes, H, W, inner] array
   bool has_odd_row;  // false for the last row of an odd height
 };
 
-C10_HOST_DEVICE inline RowPair row_pair(int64_t pair, int64_t pairs_per_plane, int64_t height,
-                                        int64_t row_length) {
+C10_HOST_DEVICE inline RowPair row_pair(int64_t pair, int64_t pairs_per_plane, int64_t height, int64_t row_length) {
   const int64_t plane = pair / pairs_per_plane;
   const int64_t h = 2 * (pair - plane * pairs_per_plane);
   return {(plane * height + h) * row_length, h + 1 < height};
@@ -77,8 +72,8 @@ C10_HOST_DEVICE inline opmath_t block_sum(const Load& load, bool has_right, bool
 // formula's backward, the block's `sum` (block_sum above) is rounded to the tensor's dtype before the subtraction:
 // bitwise equal to it. Every other pixel's gradient is its own g, unchanged.
 template <typename scalar_t>
-C10_HOST_DEVICE inline at::opmath_type<scalar_t> anchor_gradient(
-    at::opmath_type<scalar_t> g_anchor, at::opmath_type<scalar_t> sum) {
+C10_HOST_DEVICE inline at::opmath_type<scalar_t> anchor_gradient(at::opmath_type<scalar_t> g_anchor,
+                                                                 at::opmath_type<scalar_t> sum) {
   using opmath_t = at::opmath_type<scalar_t>;
   return g_anchor - static_cast<opmath_t>(static_cast<scalar_t>(sum));
 }

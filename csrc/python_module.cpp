@@ -2,13 +2,12 @@
 // TORCH_LIBRARY registrations in the other sources); its functions report how it was built and
 // run the ops' input checks for the fake kernels (npr_cuda/ops.py), so that they are written once.
 
-#include "cpu/npr_cpu_isa.h"  // also npr.h
-
+#include <pybind11/pybind11.h>
 #include <torch/python.h>
 
-#include <pybind11/pybind11.h>
-
 #include <string>
+
+#include "cpu/npr_cpu_isa.h"  // also npr.h
 
 #ifndef NPR_CUDA_ARCH_LIST
 #define NPR_CUDA_ARCH_LIST ""
@@ -26,7 +25,6 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       },
       "How this build of npr_cuda was compiled: {'cuda': bool, 'cuda_arch_list': str, 'cpu_isa': str}.");
   m.def(
-      "check_input",
-      [](const at::Tensor& x, const std::string& op_name) { npr_cuda::check_input(x, op_name.c_str()); },
+      "check_input", [](const at::Tensor& x, const std::string& op_name) { npr_cuda::check_input(x, op_name.c_str()); },
       "The ops' input checks (rank >= 2, floating dtype): ValueError or TypeError naming op_name.");
 }

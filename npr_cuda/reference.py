@@ -20,7 +20,9 @@ def official_npr(x: Tensor) -> Tensor:
 def npr_reference(x: Tensor) -> Tensor:
     """``x[..., h, w] - x[..., 2*(h//2), 2*(w//2)]`` for any tensor of rank >= 2."""
     if x.dim() < 2:
-        raise ValueError(f"npr_reference: expected a tensor with at least 2 dimensions (..., H, W), got shape {tuple(x.shape)}")
+        raise ValueError(
+            f"npr_reference: expected a tensor with at least 2 dimensions (..., H, W), got shape {tuple(x.shape)}"
+        )
     height, width = x.shape[-2:]
     anchors = x[..., ::2, ::2]
     spread = anchors.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)

@@ -9,7 +9,6 @@ import sys
 
 import pytest
 import torch
-from torch._subclasses.fake_tensor import FakeTensorMode
 from helpers.tensors import (
     DEVICES,
     DTYPES,
@@ -22,6 +21,7 @@ from helpers.tensors import (
     randn,
     requires_cuda,
 )
+from torch._subclasses.fake_tensor import FakeTensorMode
 
 import npr_cuda
 from npr_cuda import npr, npr_backward
@@ -105,12 +105,15 @@ def test_forward_unaligned_storage_offset(device, dtype, gen):
 
 
 @pytest.mark.parametrize("device", DEVICES)
-@pytest.mark.parametrize("rank,layout,fmt", [
-    (4, "contiguous", torch.contiguous_format),
-    (4, "channels_last", torch.channels_last),
-    (5, "channels_last", torch.channels_last_3d),
-    (4, "transposed", torch.contiguous_format),
-])
+@pytest.mark.parametrize(
+    "rank,layout,fmt",
+    [
+        (4, "contiguous", torch.contiguous_format),
+        (4, "channels_last", torch.channels_last),
+        (5, "channels_last", torch.channels_last_3d),
+        (4, "transposed", torch.contiguous_format),
+    ],
+)
 def test_output_memory_format(device, rank, layout, fmt, gen):
     x = make_input(shape_of(rank, (6, 8)), torch.float32, device, layout, gen)
     for out in (npr(x), npr_backward(x)):
@@ -159,11 +162,14 @@ def test_zero_size_gives_empty_result(device, shape):
         assert out.shape == x.shape and out.numel() == 0
 
 
-@pytest.mark.parametrize("layout,copies", [
-    ("contiguous", False),
-    ("channels_last", False),
-    ("transposed", True),
-])
+@pytest.mark.parametrize(
+    "layout,copies",
+    [
+        ("contiguous", False),
+        ("channels_last", False),
+        ("transposed", True),
+    ],
+)
 def test_input_read_in_place(layout, copies, gen):
     """NCHW-contiguous and channels_last inputs are read where they are; other strides are
     copied first (which the profiler sees as an aten::copy_)."""
@@ -288,14 +294,19 @@ def test_torchscript(gen):
 @pytest.mark.parametrize("op", [npr, npr_backward])
 @pytest.mark.parametrize("dtype", [torch.int64, torch.int32, torch.uint8, torch.bool, torch.complex64])
 def test_rejects_non_floating_dtypes(op, dtype):
-    with pytest.raises(TypeError, match=r"npr\w*: expected a floating-point tensor \(float32, float64, float16 or bfloat16\), got dtype"):
+    with pytest.raises(
+        TypeError,
+        match=r"npr\w*: expected a floating-point tensor \(float32, float64, float16 or bfloat16\), got dtype",
+    ):
         op(torch.zeros(2, 4, 4, dtype=dtype))
 
 
 @pytest.mark.parametrize("op", [npr, npr_backward])
 @pytest.mark.parametrize("shape", [(), (5,)])
 def test_rejects_fewer_than_two_dims(op, shape):
-    with pytest.raises(ValueError, match=r"npr\w*: expected a tensor with at least 2 dimensions \(\.\.\., H, W\), got shape"):
+    with pytest.raises(
+        ValueError, match=r"npr\w*: expected a tensor with at least 2 dimensions \(\.\.\., H, W\), got shape"
+    ):
         op(torch.zeros(shape))
 
 
@@ -327,7 +338,9 @@ def test_reference_rejects_fewer_than_two_dims():
     reason="needs a GPU and a build without the CUDA kernels (the C++ test covers the message)",
 )
 def test_cuda_tensor_without_cuda_kernels_says_how_to_rebuild():
-    with pytest.raises(RuntimeError, match="npr: got a CUDA tensor, but this npr_cuda build has no CUDA kernels.*NPR_BUILD_CUDA=1"):
+    with pytest.raises(
+        RuntimeError, match="npr: got a CUDA tensor, but this npr_cuda build has no CUDA kernels.*NPR_BUILD_CUDA=1"
+    ):
         npr(torch.zeros(2, 2, device="cuda"))
 
 
@@ -337,18 +350,36 @@ def test_narrower_cpu_kernels(capability, tmp_path):
     switch), through the parity tests above, in a fresh process."""
     env = {**os.environ, "ATEN_CPU_CAPABILITY": capability}
     check = subprocess.run(
-        [sys.executable, "-c",
-         "import torch, npr_cuda; print(torch.backends.cpu.get_cpu_capability(), npr_cuda.build_info()['cpu_isa'])"],
-        env=env, capture_output=True, text=True, check=True,
+        [
+            sys.executable,
+            "-c",
+            "import torch, npr_cuda; print(torch.backends.cpu.get_cpu_capability(), npr_cuda.build_info()['cpu_isa'])",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
     )
     aten_isa, kernel_isa = check.stdout.split()
     if aten_isa != capability.upper():
         pytest.skip(f"this CPU or build has no {capability} (ATen runs {aten_isa})")
     assert kernel_isa == aten_isa
     tests = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", __file__, "-k",
-         "(matches_official or vector_chunks or pixel_widths or nan or gradcheck) and cpu"],
-        env=env, capture_output=True, text=True, cwd=tmp_path,
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            __file__,
+            "-k",
+            "(matches_official or vector_chunks or pixel_widths or nan or gradcheck) and cpu",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
     )
     assert tests.returncode == 0, tests.stdout[-3000:]
     assert " passed" in tests.stdout

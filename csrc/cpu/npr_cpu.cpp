@@ -3,10 +3,10 @@
 // running CPU has, capped by ATEN_CPU_CAPABILITY=default|avx2|avx512), where this build has it.
 // This file only selects and registers; the kernels are in npr_kernel_{default,avx2,avx512}.cpp.
 
-#include "npr_cpu_isa.h"
-
 #include <ATen/Version.h>
 #include <torch/library.h>
+
+#include "npr_cpu_isa.h"
 
 namespace npr_cuda::cpu {
 namespace {
@@ -44,13 +44,9 @@ at::Tensor run_pass(const at::Tensor& x) {
   return layout.output;
 }
 
-at::Tensor npr_cpu(const at::Tensor& x) {
-  return run_pass<Pass::kForward>(x);
-}
+at::Tensor npr_cpu(const at::Tensor& x) { return run_pass<Pass::kForward>(x); }
 
-at::Tensor npr_backward_cpu(const at::Tensor& grad) {
-  return run_pass<Pass::kBackward>(grad);
-}
+at::Tensor npr_backward_cpu(const at::Tensor& grad) { return run_pass<Pass::kBackward>(grad); }
 
 }  // namespace
 

@@ -2,9 +2,9 @@
 // Which instruction sets the CPU kernels are compiled for (npr_kernel_impl.h, once per set), and
 // the entry point each copy has.
 
-#include "../npr.h"
-
 #include <string>
+
+#include "../npr.h"
 
 // AVX2 and AVX-512 kernels: x86-64 with GCC or Clang, which can compile one file for a wider
 // set through a pragma while the rest of the build stays at the baseline.

@@ -10,9 +10,6 @@
 // spread path: vectors at any column, each anchor selected from its own column or from one pixel
 // back (forward), each anchor's block read one pixel on (backward).
 
-#include "npr_cpu_isa.h"
-#include "../npr_rule.h"
-
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 #include <ATen/cpu/vec/functional.h>
@@ -23,6 +20,9 @@
 #include <cstring>
 #include <type_traits>
 #include <vector>
+
+#include "../npr_rule.h"
+#include "npr_cpu_isa.h"
 
 #ifndef CPU_CAPABILITY
 #error "define CPU_CAPABILITY (DEFAULT, AVX2 or AVX512) before including npr_kernel_impl.h"
@@ -37,8 +37,7 @@ template <typename scalar_t>
 using opmath_t = at::opmath_type<scalar_t>;
 
 template <typename scalar_t>
-constexpr bool kIsReduced =
-    std::is_same_v<scalar_t, c10::Half> || std::is_same_v<scalar_t, c10::BFloat16>;
+constexpr bool kIsReduced = std::is_same_v<scalar_t, c10::Half> || std::is_same_v<scalar_t, c10::BFloat16>;
 
 // --------------------------------------------------------------------------- pair path (NCHW)
 
@@ -84,8 +83,7 @@ struct BFloat16Pairs {
   using IVec = Vectorized<int32_t>;
   using FVec = Vectorized<float>;
   static constexpr int64_t kSize = 2 * IVec::size();  // elements per vector
-  static constexpr bool kUsable = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ &&
-                                  kSize == Chunk<c10::BFloat16>::kSize;
+  static constexpr bool kUsable = __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__ && kSize == Chunk<c10::BFloat16>::kSize;
 
   static IVec load(const c10::BFloat16* p) { return IVec::loadu(p); }
   static void store(c10::BFloat16* p, const IVec& lanes) { lanes.store(p); }
@@ -117,8 +115,8 @@ struct BFloat16Pairs {
 // columns: bfloat16 pairs them up as above; other types split even and odd columns with
 // deinterleave and spread each anchor over its pair with interleave(even, even).
 template <typename scalar_t>
-void forward_pair_vectorized(const scalar_t* even, const scalar_t* odd, scalar_t* out_even,
-                             scalar_t* out_odd, int64_t end) {
+void forward_pair_vectorized(const scalar_t* even, const scalar_t* odd, scalar_t* out_even, scalar_t* out_odd,
+                             int64_t end) {
   // One row after the other, each a single sequential stream; the second reads the even row's
   // anchors again from L1. (Both rows per chunk measured slower: bench/RESULTS.md, stream order.)
   if constexpr (std::is_same_v<scalar_t, c10::BFloat16> && BFloat16Pairs::kUsable) {
@@ -156,8 +154,8 @@ void forward_pair_vectorized(const scalar_t* even, const scalar_t* odd, scalar_t
 // from DRAM than the even row first and then the odd row's copy, unlike the forward's
 // (bench/RESULTS.md, stream order).
 template <typename scalar_t>
-void backward_pair_vectorized(const scalar_t* even, const scalar_t* odd, scalar_t* out_even,
-                              scalar_t* out_odd, int64_t end) {
+void backward_pair_vectorized(const scalar_t* even, const scalar_t* odd, scalar_t* out_even, scalar_t* out_odd,
+                              int64_t end) {
   if constexpr (std::is_same_v<scalar_t, c10::BFloat16> && BFloat16Pairs::kUsable) {
     using P = BFloat16Pairs;
     for (int64_t c = 0; c < end; c += P::kSize) {
@@ -213,12 +211,11 @@ struct SpreadVectors {
                                           bool first_row, const scalar_t* odd_pixels, scalar_t* out) {
     if constexpr (kPairs) {
       using P = BFloat16Pairs;
-      const auto a = P::select(P::load(even + c), one_pixel_back<P::IVec>(even, c, inner, first_row),
-                               P::load(odd_pixels + c));
+      const auto a =
+          P::select(P::load(even + c), one_pixel_back<P::IVec>(even, c, inner, first_row), P::load(odd_pixels + c));
       P::store(out + c, P::difference(P::load(row + c), a));
     } else {
-      const V a =
-          V::blendv(V::loadu(even + c), one_pixel_back<V>(even, c, inner, first_row), V::loadu(odd_pixels + c));
+      const V a = V::blendv(V::loadu(even + c), one_pixel_back<V>(even, c, inner, first_row), V::loadu(odd_pixels + c));
       difference(V::loadu(row + c), a).store(out + c);
     }
   }
@@ -252,8 +249,8 @@ struct SpreadVectors {
   // Columns [c, c + kSize) of a row pair, c + inner + kSize <= row length: the even row's
   // gradients (each anchor's right neighbour is `inner` columns on) and the odd row's copy.
   // `odd` is null for the last row of an odd H.
-  static void gradients(const scalar_t* even, const scalar_t* odd, int64_t c, int64_t inner,
-                        const scalar_t* odd_pixels, scalar_t* out_even, scalar_t* out_odd) {
+  static void gradients(const scalar_t* even, const scalar_t* odd, int64_t c, int64_t inner, const scalar_t* odd_pixels,
+                        scalar_t* out_even, scalar_t* out_odd) {
     if (odd != nullptr) {  // the odd row passes through, copied here as in the NCHW backward
       std::memcpy(out_odd + c, odd + c, kSize * sizeof(scalar_t));
     }
@@ -284,8 +281,8 @@ struct SpreadVectors {
         sum_lo = (sum_lo + g10.lo) + g11.lo;
         sum_hi = (sum_hi + g10.hi) + g11.hi;
       }
-      const V anchors = at::vec::convert_from_float<scalar_t>(C::anchor_gradient(g00.lo, sum_lo),
-                                                              C::anchor_gradient(g00.hi, sum_hi));
+      const V anchors =
+          at::vec::convert_from_float<scalar_t>(C::anchor_gradient(g00.lo, sum_lo), C::anchor_gradient(g00.hi, sum_hi));
       V::blendv(anchors, V::loadu(even + c), V::loadu(odd_pixels + c)).store(out_even + c);
     } else {
       const V g00 = V::loadu(even + c);
@@ -337,8 +334,8 @@ scalar_t gradient_at(const scalar_t* even, const scalar_t* odd, int64_t c, int64
 
 // Forward over columns [begin, length) of a row pair, one output row after the other.
 template <typename scalar_t>
-void forward_spread(const scalar_t* even, const scalar_t* odd, scalar_t* out_even, scalar_t* out_odd,
-                    int64_t begin, int64_t length, int64_t inner, bool first_row, const scalar_t* odd_pixels) {
+void forward_spread(const scalar_t* even, const scalar_t* odd, scalar_t* out_even, scalar_t* out_odd, int64_t begin,
+                    int64_t length, int64_t inner, bool first_row, const scalar_t* odd_pixels) {
   using S = SpreadVectors<scalar_t>;
   for (const auto& [row, out] : {std::pair{even, out_even}, std::pair{odd, out_odd}}) {
     if (row != nullptr) {
@@ -352,16 +349,15 @@ void forward_spread(const scalar_t* even, const scalar_t* odd, scalar_t* out_eve
 // Backward over columns [begin, length) of a row pair: the even row computed, the odd row copied
 // (it passes through).
 template <typename scalar_t>
-void backward_spread(const scalar_t* even, const scalar_t* odd, scalar_t* out_even, scalar_t* out_odd,
-                     int64_t begin, int64_t length, int64_t inner, const scalar_t* odd_pixels) {
+void backward_spread(const scalar_t* even, const scalar_t* odd, scalar_t* out_even, scalar_t* out_odd, int64_t begin,
+                     int64_t length, int64_t inner, const scalar_t* odd_pixels) {
   using S = SpreadVectors<scalar_t>;
   const int64_t width = length / inner;
   // The last pixel's right neighbour would lie past the row: it is done on its own.
   const int64_t last_pixel = std::max(begin, length - inner);
   const auto element = [&](int64_t c) { out_even[c] = gradient_at(even, odd, c, inner, width); };
   cover<S::kSize>(
-      begin, last_pixel, [&](int64_t c) { S::gradients(even, odd, c, inner, odd_pixels, out_even, out_odd); },
-      element);
+      begin, last_pixel, [&](int64_t c) { S::gradients(even, odd, c, inner, odd_pixels, out_even, out_odd); }, element);
   if (width % 2 == 0) {  // the last pixel is an odd one: it passes through
     std::memcpy(out_even + last_pixel, even + last_pixel, (length - last_pixel) * sizeof(scalar_t));
   } else {
@@ -409,8 +405,7 @@ void run_row_pairs(const PlaneLayout& layout) {
       if constexpr (kPass == Pass::kForward) {
         forward_pair_vectorized(even, odd, out_even, out_odd, spread_begin);
         if (spread_begin < length) {
-          forward_spread(even, odd, out_even, out_odd, spread_begin, length, inner, offset == 0,
-                         odd_pixels.data());
+          forward_spread(even, odd, out_even, out_odd, spread_begin, length, inner, offset == 0, odd_pixels.data());
         }
       } else {
         backward_pair_vectorized(even, odd, out_even, out_odd, spread_begin);

@@ -7,9 +7,6 @@
 // copies for the whole library. What follows the target pragma (at::vec, in its CPU_CAPABILITY
 // namespace, and our kernels, in npr_cuda::cpu::<CPU_CAPABILITY>) uses the wider set only.
 
-#include "../npr.h"
-#include "../npr_rule.h"
-
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
 
@@ -19,12 +16,16 @@
 #include <type_traits>
 #include <vector>
 
+#include "../npr.h"
+#include "../npr_rule.h"
+
 // The sets are ATen's own for its kernels of the same name. In C++ the pragma enables the
 // instructions but not their feature macros, which sleef.h and at::vec test to declare their
 // code, so those are defined by hand.
 #if defined(CPU_CAPABILITY_AVX512)
 #if defined(__clang__)
-#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c"))), apply_to = function)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c"))), \
+                             apply_to = function)
 #else
 #pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx2,fma,f16c")
 #endif

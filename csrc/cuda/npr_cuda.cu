@@ -3,9 +3,6 @@
 // output once, with 16-byte loads and stores when rows are 16-byte aligned. Index arithmetic
 // is 64-bit throughout.
 
-#include "../npr.h"
-#include "../npr_rule.h"
-
 #include <ATen/Dispatch.h>
 #include <c10/cuda/CUDAException.h>
 #include <c10/cuda/CUDAGuard.h>
@@ -15,6 +12,9 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+
+#include "../npr.h"
+#include "../npr_rule.h"
 
 namespace npr_cuda::cuda {
 namespace {
@@ -41,8 +41,7 @@ __device__ __forceinline__ void store_pack(T* p, const Pack<T, N>& pack) {
   if constexpr (sizeof(pack) == 16) {
     uint32_t words[4];
     memcpy(words, &pack, sizeof(words));
-    asm("st.global.v4.b32 [%0], {%1, %2, %3, %4};" ::"l"(p), "r"(words[0]), "r"(words[1]), "r"(words[2]),
-        "r"(words[3])
+    asm("st.global.v4.b32 [%0], {%1, %2, %3, %4};" ::"l"(p), "r"(words[0]), "r"(words[1]), "r"(words[2]), "r"(words[3])
         : "memory");
   } else {
     *reinterpret_cast<Pack<T, N>*>(p) = pack;
@@ -52,7 +51,7 @@ __device__ __forceinline__ void store_pack(T* p, const Pack<T, N>& pack) {
 // Where the thread for work item `item` works: the start of its columns in the even row.
 struct RowPairGrid {
   int64_t height;
-  int64_t row_length;       // width * inner
+  int64_t row_length;  // width * inner
   int64_t inner;
   int64_t chunks_per_row;   // row_length / kVec
   int64_t pairs_per_plane;  // ceil(height / 2)
@@ -89,8 +88,8 @@ struct ColumnCursor {
 // anchor is in the thread's own registers. Otherwise an anchor may lie before the thread's
 // columns and is read again through the cache (the DRAM traffic stays one read per element).
 template <typename T, int kVec, bool kUnitInner>
-__device__ __forceinline__ void forward_item(const T* __restrict__ x, T* __restrict__ out,
-                                             const RowPairGrid& grid, const WorkItem& at) {
+__device__ __forceinline__ void forward_item(const T* __restrict__ x, T* __restrict__ out, const RowPairGrid& grid,
+                                             const WorkItem& at) {
   const int64_t first = at.even_row + at.column;
   const Pack<T, kVec> even = load_pack<T, kVec>(x + first);
   Pack<T, kVec> anchors;
@@ -128,8 +127,8 @@ __device__ __forceinline__ void forward_item(const T* __restrict__ x, T* __restr
 // The odd row's gradient passes through; in the even row each anchor gets g minus its block's
 // sum (npr_rule.h) and every other element passes through.
 template <typename T, int kVec, bool kUnitInner>
-__device__ __forceinline__ void backward_item(const T* __restrict__ g, T* __restrict__ out,
-                                              const RowPairGrid& grid, const WorkItem& at) {
+__device__ __forceinline__ void backward_item(const T* __restrict__ g, T* __restrict__ out, const RowPairGrid& grid,
+                                              const WorkItem& at) {
   using opmath_t = at::opmath_type<T>;
   const int64_t first = at.even_row + at.column;
   const int64_t width = grid.row_length / grid.inner;
@@ -192,8 +191,7 @@ void launch_row_pairs(const PlaneLayout& layout) {
   const T* in = layout.input.const_data_ptr<T>();
   T* out = layout.output.mutable_data_ptr<T>();
   const bool vectorized = reinterpret_cast<std::uintptr_t>(in) % kVectorBytes == 0 &&
-                          reinterpret_cast<std::uintptr_t>(out) % kVectorBytes == 0 &&
-                          layout.row_length() % kVec == 0;
+                          reinterpret_cast<std::uintptr_t>(out) % kVectorBytes == 0 && layout.row_length() % kVec == 0;
   const int vec = vectorized ? kVec : 1;
 
   RowPairGrid grid;
@@ -205,8 +203,8 @@ void launch_row_pairs(const PlaneLayout& layout) {
   grid.items = layout.planes * grid.pairs_per_plane * grid.chunks_per_row;
 
   const int64_t blocks = (grid.items + kThreadsPerBlock - 1) / kThreadsPerBlock;
-  TORCH_CHECK(blocks <= std::numeric_limits<int32_t>::max(), op_name(kPass), ": tensor of ",
-              layout.output.numel(), " elements is too large for one kernel launch");
+  TORCH_CHECK(blocks <= std::numeric_limits<int32_t>::max(), op_name(kPass), ": tensor of ", layout.output.numel(),
+              " elements is too large for one kernel launch");
   const dim3 grid_dim(static_cast<unsigned int>(blocks));
   const cudaStream_t stream = c10::cuda::getCurrentCUDAStream();
   if (!vectorized) {
@@ -224,20 +222,15 @@ at::Tensor run_pass(const at::Tensor& x) {
   const c10::cuda::CUDAGuard device_guard(x.device());
   const PlaneLayout layout = prepare_planes(x, op_name(kPass));
   if (layout.output.numel() > 0) {
-    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), op_name(kPass), [&] {
-      launch_row_pairs<kPass, scalar_t>(layout);
-    });
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), op_name(kPass),
+                                    [&] { launch_row_pairs<kPass, scalar_t>(layout); });
   }
   return layout.output;
 }
 
-at::Tensor npr_cuda(const at::Tensor& x) {
-  return run_pass<Pass::kForward>(x);
-}
+at::Tensor npr_cuda(const at::Tensor& x) { return run_pass<Pass::kForward>(x); }
 
-at::Tensor npr_backward_cuda(const at::Tensor& grad) {
-  return run_pass<Pass::kBackward>(grad);
-}
+at::Tensor npr_backward_cuda(const at::Tensor& grad) { return run_pass<Pass::kBackward>(grad); }
 
 }  // namespace
 

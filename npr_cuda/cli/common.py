@@ -14,20 +14,27 @@ from ..detector.model import NPR_IMPLEMENTATIONS
 def new_parser(prog: str, doc: str) -> argparse.ArgumentParser:
     """A parser whose description is the tool's docstring's first paragraph, the rest its epilog."""
     description, _, epilog = doc.partition("\n\n")
-    return argparse.ArgumentParser(prog=prog, description=description, epilog=epilog,
-                                   formatter_class=argparse.RawDescriptionHelpFormatter)
+    return argparse.ArgumentParser(
+        prog=prog, description=description, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
 
 
-def add_common_arguments(parser: argparse.ArgumentParser, batch_size: int, batch_help: str,
-                         max_workers: Optional[int] = 8) -> None:
+def add_common_arguments(
+    parser: argparse.ArgumentParser, batch_size: int, batch_help: str, max_workers: Optional[int] = 8
+) -> None:
     """--device, --npr, --batch-size and --workers, with the tool's own defaults."""
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (cuda if available; default)")
-    parser.add_argument("--npr", choices=sorted(NPR_IMPLEMENTATIONS), default="npr_cuda",
-                        help="NPR implementation inside the model: the fused op (default) or the official formula")
+    parser.add_argument(
+        "--npr",
+        choices=sorted(NPR_IMPLEMENTATIONS),
+        default="npr_cuda",
+        help="NPR implementation inside the model: the fused op (default) or the official formula",
+    )
     parser.add_argument("--batch-size", type=int, default=batch_size, help=batch_help)
     if max_workers is not None:
-        parser.add_argument("--workers", type=int, default=min(max_workers, os.cpu_count() or 1),
-                            help="data loading processes")
+        parser.add_argument(
+            "--workers", type=int, default=min(max_workers, os.cpu_count() or 1), help="data loading processes"
+        )
 
 
 def resolve_device(name: str, prog: str) -> torch.device:

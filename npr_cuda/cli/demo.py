@@ -29,8 +29,12 @@ from .common import add_common_arguments, new_parser, resolve_device
 
 def parse_args(argv=None):
     parser = new_parser("npr-demo", __doc__)
-    parser.add_argument("--train-family", choices=FAMILIES, default="transposed_conv",
-                        help="the up-sampler the detector learns (default transposed_conv, as in ProGAN-like generators)")
+    parser.add_argument(
+        "--train-family",
+        choices=FAMILIES,
+        default="transposed_conv",
+        help="the up-sampler the detector learns (default transposed_conv, as in ProGAN-like generators)",
+    )
     parser.add_argument("--crops", type=int, default=40, help="crops per photograph (default 40)")
     parser.add_argument("--size", type=int, default=64, help="crop side (even; default 64)")
     parser.add_argument("--epochs", type=int, default=6)
@@ -49,8 +53,11 @@ def main(argv=None):
     args = parse_args(argv)
     device = resolve_device(args.device, "npr-demo")
     started = time.perf_counter()
-    print(f"npr-demo: {args.crops} crops of {args.size}x{args.size} from each of {len(TRAIN_PHOTOS)} training and "
-          f"{len(TEST_PHOTOS)} test photographs; fakes from {len(FAMILIES)} up-sampler families", file=sys.stderr)
+    print(
+        f"npr-demo: {args.crops} crops of {args.size}x{args.size} from each of {len(TRAIN_PHOTOS)} training and "
+        f"{len(TEST_PHOTOS)} test photographs; fakes from {len(FAMILIES)} up-sampler families",
+        file=sys.stderr,
+    )
     train_split = make_split(TRAIN_PHOTOS, args.crops, args.size, seed=args.seed)
     test_split = make_split(TEST_PHOTOS, args.crops, args.size, seed=args.seed + 1)
     if args.figure:
@@ -64,18 +71,23 @@ def main(argv=None):
     steps_per_epoch = math.ceil(len(labels) / args.batch_size)
     order_gen = torch.Generator().manual_seed(args.seed)
     model.train()
-    progress = tqdm(total=args.epochs * steps_per_epoch, desc=f"train on {args.train_family}", unit="step", file=sys.stderr)
+    progress = tqdm(
+        total=args.epochs * steps_per_epoch, desc=f"train on {args.train_family}", unit="step", file=sys.stderr
+    )
     for epoch in range(args.epochs):
         order = torch.randperm(len(labels), generator=order_gen)
         for step in range(steps_per_epoch):
-            batch = order[step * args.batch_size:(step + 1) * args.batch_size]
+            batch = order[step * args.batch_size : (step + 1) * args.batch_size]
             loss = train_step(model, optimizer, images[batch].to(device), labels[batch].to(device))
             progress.update()
             progress.set_postfix(epoch=epoch + 1, loss=f"{loss:.4f}")
             if epoch == 0 and step == 1:  # the first step warms up; the second is a fair sample
                 per_step = progress.format_dict["elapsed"] / 2
-                print(f"\nnpr-demo: {args.epochs * steps_per_epoch} training steps, about "
-                      f"{per_step * args.epochs * steps_per_epoch:.0f} s", file=sys.stderr)
+                print(
+                    f"\nnpr-demo: {args.epochs * steps_per_epoch} training steps, about "
+                    f"{per_step * args.epochs * steps_per_epoch:.0f} s",
+                    file=sys.stderr,
+                )
     progress.close()
 
     model.eval()
@@ -83,17 +95,27 @@ def main(argv=None):
     with torch.inference_mode():
         for family in FAMILIES:
             test_images, test_labels = labelled(test_split, [family])
-            probs = torch.cat([fake_probabilities(model, chunk.to(device)).cpu()
-                               for chunk in test_images.split(args.batch_size)])
-            rows.append({"family": family, "trained_on": family == args.train_family,
-                         **binary_metrics(test_labels.long().tolist(), probs.tolist())})
-    print(f"\nNPR detector trained on {args.train_family} up-sampling, tested on unseen photographs "
-          f"({len(test_split['real'])} real and {len(test_split['real'])} fake crops per family):")
+            probs = torch.cat(
+                [fake_probabilities(model, chunk.to(device)).cpu() for chunk in test_images.split(args.batch_size)]
+            )
+            rows.append(
+                {
+                    "family": family,
+                    "trained_on": family == args.train_family,
+                    **binary_metrics(test_labels.long().tolist(), probs.tolist()),
+                }
+            )
+    print(
+        f"\nNPR detector trained on {args.train_family} up-sampling, tested on unseen photographs "
+        f"({len(test_split['real'])} real and {len(test_split['real'])} fake crops per family):"
+    )
     print(f"{'up-sampler':18} {'acc':>6} {'AP':>6} {'real acc':>9} {'fake acc':>9}")
     for row in rows:
         mark = " (trained on)" if row["trained_on"] else ""
-        print(f"{row['family']:18} {100 * row['acc']:6.1f} {100 * row['ap']:6.1f} {100 * row['real_acc']:9.1f} "
-              f"{100 * row['fake_acc']:9.1f}{mark}")
+        print(
+            f"{row['family']:18} {100 * row['acc']:6.1f} {100 * row['ap']:6.1f} {100 * row['real_acc']:9.1f} "
+            f"{100 * row['fake_acc']:9.1f}{mark}"
+        )
     print(f"({time.perf_counter() - started:.0f} s on {device})")
     if args.json:
         with open(args.json, "w") as f:

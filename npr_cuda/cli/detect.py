@@ -28,8 +28,9 @@ def parse_args(argv=None):
     parser.add_argument("--crop", type=int, default=None, metavar="N", help="centre crop N x N (official: 224)")
     parser.add_argument("--jsonl", action="store_true", help="JSON lines: {path, prob_fake, label}")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
-    add_common_arguments(parser, batch_size=16, batch_help="images of the same size are batched together",
-                         max_workers=4)
+    add_common_arguments(
+        parser, batch_size=16, batch_help="images of the same size are batched together", max_workers=4
+    )
     return parser.parse_args(argv)
 
 
@@ -56,8 +57,12 @@ def main(argv=None):
         model = load_detector(args.weights, device, npr_impl=NPR_IMPLEMENTATIONS[args.npr])
     except (CheckpointError, FileNotFoundError) as error:
         sys.exit(f"npr-detect: {error}")
-    protocol = Protocol(resize=args.resize is not None, crop=args.crop is not None,
-                        load_size=args.resize or 256, crop_size=args.crop or 224)
+    protocol = Protocol(
+        resize=args.resize is not None,
+        crop=args.crop is not None,
+        load_size=args.resize or 256,
+        crop_size=args.crop or 224,
+    )
     dataset = ImageDataset([(path, -1) for path in images], eval_transform(protocol))
     loader = make_loader(dataset, args.batch_size, args.workers, pin_memory=device.type == "cuda")
     result = predict(model, loader, device, desc="npr-detect", progress=not args.quiet)

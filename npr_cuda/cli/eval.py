@@ -18,8 +18,16 @@ import sys
 import numpy as np
 
 from ..detector.checkpoint import CheckpointError, load_detector
-from ..detector.data import (PRESETS, ImageDataset, Protocol, eval_transform, has_label_folders, make_loader,
-                             real_fake_samples, subfolders)
+from ..detector.data import (
+    PRESETS,
+    ImageDataset,
+    Protocol,
+    eval_transform,
+    has_label_folders,
+    make_loader,
+    real_fake_samples,
+    subfolders,
+)
 from ..detector.metrics import binary_metrics
 from ..detector.model import NPR_IMPLEMENTATIONS
 from ..detector.predict import predict
@@ -31,9 +39,15 @@ COLUMNS = ["generator", "n", "acc", "ap", "real_acc", "fake_acc"]
 def parse_args(argv=None):
     parser = new_parser("npr-eval", __doc__)
     parser.add_argument("root", help="folder whose subfolders are generators")
-    parser.add_argument("--weights", required=True, help="NPR.pth, model_epoch_last_3090.pth or an npr-train checkpoint")
-    parser.add_argument("--preset", choices=sorted(PRESETS), default="ForenSynths",
-                        help="test protocol (resize to 256 or not, centre crop 224 or not, batch size); default ForenSynths")
+    parser.add_argument(
+        "--weights", required=True, help="NPR.pth, model_epoch_last_3090.pth or an npr-train checkpoint"
+    )
+    parser.add_argument(
+        "--preset",
+        choices=sorted(PRESETS),
+        default="ForenSynths",
+        help="test protocol (resize to 256 or not, centre crop 224 or not, batch size); default ForenSynths",
+    )
     parser.add_argument("--csv", help="also write the table here as CSV")
     parser.add_argument("--json", help="also write the table here as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -62,8 +76,12 @@ def evaluate(model, root, protocol: Protocol, device, batch_size, workers, progr
         seconds += result.seconds
         rows.append({"generator": name, **binary_metrics(result.labels, result.probs)})
     if rows:
-        mean = {key: float(np.nanmean([row[key] for row in rows])) if any(not math.isnan(row[key]) for row in rows) else math.nan
-                for key in COLUMNS[2:]}
+        mean = {
+            key: float(np.nanmean([row[key] for row in rows]))
+            if any(not math.isnan(row[key]) for row in rows)
+            else math.nan
+            for key in COLUMNS[2:]
+        }
         rows.append({"generator": "mean", "n": sum(row["n"] for row in rows), **mean})
     return rows, failures, (images / seconds if seconds else math.nan)
 
@@ -71,8 +89,13 @@ def evaluate(model, root, protocol: Protocol, device, batch_size, workers, progr
 def format_table(rows) -> str:
     lines = [f"{'generator':24} {'n':>7} {'acc':>6} {'ap':>6} {'real acc':>9} {'fake acc':>9}"]
     for row in rows:
-        lines.append(f"{row['generator']:24} {row['n']:7d} " + " ".join(
-            f"{100 * row[key]:{width}.1f}" for key, width in (("acc", 6), ("ap", 6), ("real_acc", 9), ("fake_acc", 9))))
+        lines.append(
+            f"{row['generator']:24} {row['n']:7d} "
+            + " ".join(
+                f"{100 * row[key]:{width}.1f}"
+                for key, width in (("acc", 6), ("ap", 6), ("real_acc", 9), ("fake_acc", 9))
+            )
+        )
     return "\n".join(lines)
 
 
@@ -97,7 +120,9 @@ def main(argv=None):
     if args.json:
         with open(args.json, "w") as f:
             clean = [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()} for row in rows]
-            json.dump({"preset": args.preset, "weights": args.weights, "images_per_second": rate, "rows": clean}, f, indent=1)
+            json.dump(
+                {"preset": args.preset, "weights": args.weights, "images_per_second": rate, "rows": clean}, f, indent=1
+            )
     report_failures(failures)
 
 

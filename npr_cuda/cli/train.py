@@ -26,6 +26,7 @@ def pair(kind):
         if len(values) != 2 or values[0] > values[1]:
             raise argparse.ArgumentTypeError(f"expected LOW,HIGH, got {text!r}")
         return tuple(values)
+
     return parse
 
 
@@ -35,7 +36,9 @@ def parse_args(argv=None):
     parser.add_argument("--output", required=True, help="folder for last.pth and log.jsonl")
     parser.add_argument("--train-split", default="train")
     parser.add_argument("--val-split", default="val", help="'' for no validation")
-    parser.add_argument("--classes", default="", help="comma-separated class folders, e.g. car,cat,chair,horse (default: all)")
+    parser.add_argument(
+        "--classes", default="", help="comma-separated class folders, e.g. car,cat,chair,horse (default: all)"
+    )
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--beta1", type=float, default=0.9)
     parser.add_argument("--niter", type=int, default=50, help="epochs")
@@ -50,7 +53,9 @@ def parse_args(argv=None):
     parser.add_argument("--jpeg-quality", type=pair(int), default=(30, 100), metavar="LOW,HIGH")
     parser.add_argument("--amp", choices=["off", "bf16", "fp16"], default="off", help="mixed precision")
     parser.add_argument("--channels-last", action="store_true")
-    parser.add_argument("--save-every", type=int, default=1000, help="also checkpoint every this many steps (0: epochs only)")
+    parser.add_argument(
+        "--save-every", type=int, default=1000, help="also checkpoint every this many steps (0: epochs only)"
+    )
     parser.add_argument("--resume", default=None, help="an npr-train checkpoint (last.pth) to continue from")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     add_common_arguments(parser, batch_size=32, batch_help="global batch (default 32)")
@@ -59,12 +64,28 @@ def parse_args(argv=None):
 
 def config_from(args) -> TrainConfig:
     return TrainConfig(
-        output=args.output, batch_size=args.batch_size, lr=args.lr, beta1=args.beta1, niter=args.niter,
-        delr_freq=args.delr_freq, seed=args.seed, workers=args.workers, load_size=args.load_size,
-        crop_size=args.crop_size, flip=not args.no_flip, blur_prob=args.blur_prob, blur_sigma=args.blur_sigma,
-        jpeg_prob=args.jpeg_prob, jpeg_quality=args.jpeg_quality, amp=args.amp, channels_last=args.channels_last,
-        save_every=args.save_every, resume=args.resume, device=str(resolve_device(args.device, "npr-train")),
-        npr=args.npr, progress=not args.quiet,
+        output=args.output,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        beta1=args.beta1,
+        niter=args.niter,
+        delr_freq=args.delr_freq,
+        seed=args.seed,
+        workers=args.workers,
+        load_size=args.load_size,
+        crop_size=args.crop_size,
+        flip=not args.no_flip,
+        blur_prob=args.blur_prob,
+        blur_sigma=args.blur_sigma,
+        jpeg_prob=args.jpeg_prob,
+        jpeg_quality=args.jpeg_quality,
+        amp=args.amp,
+        channels_last=args.channels_last,
+        save_every=args.save_every,
+        resume=args.resume,
+        device=str(resolve_device(args.device, "npr-train")),
+        npr=args.npr,
+        progress=not args.quiet,
     )
 
 

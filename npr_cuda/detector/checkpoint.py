@@ -60,7 +60,8 @@ def _model_state(obj: Any, path: str) -> StateDict:
     if not isinstance(obj, dict) or not obj or not all(isinstance(v, Tensor) for v in obj.values()):
         raise CheckpointError(
             f"checkpoint {path}: expected a state dict (names to tensors) or a dict with a 'model' "
-            f"state dict, got {type(obj).__name__}" + (f" with keys {sorted(obj)[:10]}" if isinstance(obj, dict) else "")
+            f"state dict, got {type(obj).__name__}"
+            + (f" with keys {sorted(obj)[:10]}" if isinstance(obj, dict) else "")
         )
     if all(key.startswith("module.") for key in obj):
         obj = {key[len("module.") :]: value for key, value in obj.items()}
@@ -166,4 +167,3 @@ def read_training_state(path: str) -> TrainingState:
         total_steps=int(obj.get("total_steps", 0)),
         config=dict(obj.get("config") or obj.get("args") or {}),
     )
-

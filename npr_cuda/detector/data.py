@@ -175,10 +175,23 @@ def collate_by_size(items) -> Batch:
     return batch
 
 
-def make_loader(dataset: Dataset, batch_size: int, workers: int, shuffle: bool = False, sampler=None,
-                drop_last: bool = False, pin_memory: bool = False) -> DataLoader:
+def make_loader(
+    dataset: Dataset,
+    batch_size: int,
+    workers: int,
+    shuffle: bool = False,
+    sampler=None,
+    drop_last: bool = False,
+    pin_memory: bool = False,
+) -> DataLoader:
     return DataLoader(
-        dataset, batch_size=batch_size, shuffle=shuffle and sampler is None, sampler=sampler,
-        num_workers=workers, collate_fn=collate_by_size, drop_last=drop_last,
-        pin_memory=pin_memory, persistent_workers=False,
+        dataset,
+        batch_size=batch_size,
+        shuffle=shuffle and sampler is None,
+        sampler=sampler,
+        num_workers=workers,
+        collate_fn=collate_by_size,
+        drop_last=drop_last,
+        pin_memory=pin_memory,
+        persistent_workers=False,
     )

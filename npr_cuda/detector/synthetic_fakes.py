@@ -16,13 +16,25 @@ import torch.nn.functional as F
 from PIL import Image, ImageDraw
 from torch import Tensor, nn
 
-from .data import IMAGENET_MEAN, IMAGENET_STD
 from ..reference import npr_reference
+from .data import IMAGENET_MEAN, IMAGENET_STD
 
 # Photographs (scikit-image names; "china" and "flower" are scikit-learn's). The last five are
 # held out: test crops come from photos the detector never saw.
-TRAIN_PHOTOS = ["astronaut", "chelsea", "immunohistochemistry", "retina", "hubble_deep_field", "stereo_motorcycle",
-                "brick", "grass", "gravel", "moon", "clock", "flower"]
+TRAIN_PHOTOS = [
+    "astronaut",
+    "chelsea",
+    "immunohistochemistry",
+    "retina",
+    "hubble_deep_field",
+    "stereo_motorcycle",
+    "brick",
+    "grass",
+    "gravel",
+    "moon",
+    "clock",
+    "flower",
+]
 TEST_PHOTOS = ["coffee", "rocket", "camera", "coins", "china"]
 FAMILIES = ["nearest", "bilinear", "transposed_conv", "pixel_shuffle"]
 
@@ -31,8 +43,10 @@ def load_photo(name: str) -> np.ndarray:
     """An 8-bit RGB (H, W, 3) photograph shipped with scikit-image or scikit-learn."""
     if name in ("china", "flower"):
         from sklearn.datasets import load_sample_image
+
         return load_sample_image(f"{name}.jpg")
     import skimage.data
+
     image = getattr(skimage.data, name)()
     if isinstance(image, tuple):  # stereo pairs: the left view
         image = image[0]
@@ -46,7 +60,7 @@ def random_crops(photo: np.ndarray, count: int, size: int, rng: np.random.Genera
     height, width = photo.shape[:2]
     tops = rng.integers(0, height - size + 1, count)
     lefts = rng.integers(0, width - size + 1, count)
-    crops = np.stack([photo[t:t + size, l:l + size] for t, l in zip(tops, lefts)])
+    crops = np.stack([photo[top : top + size, left : left + size] for top, left in zip(tops, lefts)])
     return torch.from_numpy(crops).permute(0, 3, 1, 2).float() / 255
 
 
@@ -83,7 +97,7 @@ class UpsamplingGenerator(nn.Module):
         elif family == "pixel_shuffle":  # each sub-pixel a slightly different copy of its input
             weight = torch.zeros(12, 3, 3, 3)
             for channel in range(3):
-                weight[4 * channel:4 * channel + 4, channel, 1, 1] = 1
+                weight[4 * channel : 4 * channel + 4, channel, 1, 1] = 1
             self.up = nn.Sequential(nn.Conv2d(3, 12, 3, padding=1, bias=False), nn.PixelShuffle(2))
             self.up[0].weight.data = perturbed(weight)
         self.requires_grad_(False)
@@ -93,7 +107,9 @@ class UpsamplingGenerator(nn.Module):
         x = F.avg_pool2d(x, 2)
         x = self.mix(x)
         if self.family in ("nearest", "bilinear"):
-            x = F.interpolate(x, scale_factor=2, mode=self.family, **({"align_corners": False} if self.family == "bilinear" else {}))
+            x = F.interpolate(
+                x, scale_factor=2, mode=self.family, **({"align_corners": False} if self.family == "bilinear" else {})
+            )
         else:
             x = self.up(x)
         return torch.round(x.clamp(0, 1) * 255) / 255

@@ -51,8 +51,16 @@ MIN_LR = 1e-6
 class TrainTransform:
     """The official train transform, with every random choice drawn from a given generator."""
 
-    def __init__(self, load_size=256, crop_size=224, flip=True, blur_prob=0.0, blur_sigma=(0.0, 3.0),
-                 jpeg_prob=0.0, jpeg_quality=(30, 100)):
+    def __init__(
+        self,
+        load_size=256,
+        crop_size=224,
+        flip=True,
+        blur_prob=0.0,
+        blur_sigma=(0.0, 3.0),
+        jpeg_prob=0.0,
+        jpeg_quality=(30, 100),
+    ):
         self.load_size, self.crop_size, self.flip = load_size, crop_size, flip
         self.blur_prob, self.blur_sigma = blur_prob, blur_sigma
         self.jpeg_prob, self.jpeg_quality = jpeg_prob, jpeg_quality
@@ -101,7 +109,7 @@ class SkipFirst(Sampler):
         self.sampler, self.skip = sampler, skip
 
     def __iter__(self):
-        return iter(list(self.sampler)[self.skip:])
+        return iter(list(self.sampler)[self.skip :])
 
     def __len__(self):
         return max(0, len(self.sampler) - self.skip)
@@ -183,7 +191,10 @@ class StopRequests:
         self.reason = signal.Signals(signum).name
         signal.signal(signum, self.previous[signum])
         if self.procs.main:
-            print(f"\ntraining: {self.reason}: stopping after this step ({self.reason} again to abort now)", file=sys.stderr)
+            print(
+                f"\ntraining: {self.reason}: stopping after this step ({self.reason} again to abort now)",
+                file=sys.stderr,
+            )
 
     def requested(self) -> bool:
         if self.procs.world == 1:
@@ -238,12 +249,15 @@ class Interrupted(Exception):
     """Training stopped on a signal after its checkpoint was written."""
 
     def __init__(self, signal_name: str, epoch: int, step: int, checkpoint_path: str):
-        super().__init__(f"{signal_name}: stopped at epoch {epoch + 1}, step {step}; "
-                         f"resume with --resume {checkpoint_path}")
+        super().__init__(
+            f"{signal_name}: stopped at epoch {epoch + 1}, step {step}; resume with --resume {checkpoint_path}"
+        )
         self.signal_name, self.checkpoint_path = signal_name, checkpoint_path
 
 
-def train(config: TrainConfig, train_samples: List[Tuple[str, int]], val_samples: Optional[List[Tuple[str, int]]]) -> dict:
+def train(
+    config: TrainConfig, train_samples: List[Tuple[str, int]], val_samples: Optional[List[Tuple[str, int]]]
+) -> dict:
     """Runs the recipe; returns the last epoch's log record."""
     config.validate()
     procs = Processes(torch.device(config.device))
@@ -266,37 +280,72 @@ def train(config: TrainConfig, train_samples: List[Tuple[str, int]], val_samples
         epoch, step_in_epoch, total_steps = resumed.epoch, resumed.step, resumed.total_steps
     ddp_model = DistributedDataParallel(model) if procs.world > 1 else model
 
-    dataset = TrainDataset(train_samples, TrainTransform(
-        load_size=config.load_size, crop_size=config.crop_size, flip=config.flip, blur_prob=config.blur_prob,
-        blur_sigma=config.blur_sigma, jpeg_prob=config.jpeg_prob, jpeg_quality=config.jpeg_quality), config.seed)
-    sampler = DistributedSampler(dataset, num_replicas=procs.world, rank=procs.rank, shuffle=True,
-                                 seed=config.seed, drop_last=True)
+    dataset = TrainDataset(
+        train_samples,
+        TrainTransform(
+            load_size=config.load_size,
+            crop_size=config.crop_size,
+            flip=config.flip,
+            blur_prob=config.blur_prob,
+            blur_sigma=config.blur_sigma,
+            jpeg_prob=config.jpeg_prob,
+            jpeg_quality=config.jpeg_quality,
+        ),
+        config.seed,
+    )
+    sampler = DistributedSampler(
+        dataset, num_replicas=procs.world, rank=procs.rank, shuffle=True, seed=config.seed, drop_last=True
+    )
     per_process = config.batch_size // procs.world
     val_loader = None
     if val_samples and procs.main:
         val_protocol = Protocol(resize=True, crop=True, load_size=config.load_size, crop_size=config.crop_size)
-        val_loader = make_loader(ImageDataset(val_samples, eval_transform(val_protocol)), config.batch_size,
-                                 config.workers, pin_memory=device.type == "cuda")
+        val_loader = make_loader(
+            ImageDataset(val_samples, eval_transform(val_protocol)),
+            config.batch_size,
+            config.workers,
+            pin_memory=device.type == "cuda",
+        )
 
     def checkpoint(epoch_done, step):
         if procs.main:
-            save_training_state(checkpoint_path, TrainingState(
-                model=model.state_dict(), optimizer=optimizer.state_dict(), scaler=scaler.state_dict(),
-                epoch=epoch_done, step=step, total_steps=total_steps, config=asdict(config)))
+            save_training_state(
+                checkpoint_path,
+                TrainingState(
+                    model=model.state_dict(),
+                    optimizer=optimizer.state_dict(),
+                    scaler=scaler.state_dict(),
+                    epoch=epoch_done,
+                    step=step,
+                    total_steps=total_steps,
+                    config=asdict(config),
+                ),
+            )
 
     record = {}
     with StopRequests(procs) as stop:
         while epoch < config.niter:
             dataset.epoch = epoch
             sampler.set_epoch(epoch)
-            loader = make_loader(dataset, per_process, config.workers, sampler=SkipFirst(sampler, step_in_epoch * per_process),
-                                 drop_last=True, pin_memory=device.type == "cuda")
+            loader = make_loader(
+                dataset,
+                per_process,
+                config.workers,
+                sampler=SkipFirst(sampler, step_in_epoch * per_process),
+                drop_last=True,
+                pin_memory=device.type == "cuda",
+            )
             ddp_model.train()
             losses, images_seen, failures = [], 0, []
             start = time.perf_counter()
-            progress = tqdm(loader, desc=f"epoch {epoch + 1}/{config.niter}", unit="batch",
-                            disable=not procs.main or not config.progress,
-                            initial=step_in_epoch, total=step_in_epoch + len(loader))
+            progress = tqdm(
+                loader,
+                desc=f"epoch {epoch + 1}/{config.niter}",
+                unit="batch",
+                disable=not procs.main or not config.progress,
+                initial=step_in_epoch,
+                total=step_in_epoch + len(loader),
+            )
             stopping = False
             try:
                 for batch in progress:
@@ -329,10 +378,14 @@ def train(config: TrainConfig, train_samples: List[Tuple[str, int]], val_samples
             if epoch % config.delr_freq == 0 and epoch != 0:  # the official schedule: at the end of the epoch
                 for group in optimizer.param_groups:
                     group["lr"] = decayed_lr(group["lr"])
-            record = {"epoch": epoch + 1, "lr": optimizer.param_groups[0]["lr"], "steps": total_steps,
-                      "train_loss": procs.mean(float(np.mean(losses)) if losses else math.nan),
-                      "images_per_s": images_seen * procs.world / seconds if seconds else math.nan,
-                      "skipped_images": [f.path for f in failures]}
+            record = {
+                "epoch": epoch + 1,
+                "lr": optimizer.param_groups[0]["lr"],
+                "steps": total_steps,
+                "train_loss": procs.mean(float(np.mean(losses)) if losses else math.nan),
+                "images_per_s": images_seen * procs.world / seconds if seconds else math.nan,
+                "skipped_images": [f.path for f in failures],
+            }
             if val_loader is not None:
                 val = predict(model, val_loader, device, desc="validate", progress=config.progress)
                 metrics = binary_metrics(val.labels, val.probs)

@@ -12,8 +12,8 @@ from helpers.image_folders import make_generator_tree, write_broken_files, write
 
 from npr_cuda.cli import detect as detect_cli
 from npr_cuda.cli import eval as eval_cli
-from npr_cuda.detector.data import PRESETS, eval_transform, load_rgb
 from npr_cuda.detector import load_detector, npr_resnet50
+from npr_cuda.detector.data import PRESETS, eval_transform, load_rgb
 from npr_cuda.detector.metrics import binary_metrics
 
 
@@ -41,8 +41,25 @@ def test_eval_table_csv_json_and_skipped_files(tmp_path, weights, capsys):
     broken = write_broken_files(str(root / "gan_b" / "0_real"))
     samples["gan_b"].append((str(root / "gan_b" / "1_fake" / "odd.png"), 1))
     out_csv, out_json = tmp_path / "t.csv", tmp_path / "t.json"
-    eval_cli.main([str(root), "--weights", weights, "--preset", "GANGen-Detection", "--workers", "0",
-                   "--batch-size", "4", "--csv", str(out_csv), "--json", str(out_json), "--device", "cpu"])
+    eval_cli.main(
+        [
+            str(root),
+            "--weights",
+            weights,
+            "--preset",
+            "GANGen-Detection",
+            "--workers",
+            "0",
+            "--batch-size",
+            "4",
+            "--csv",
+            str(out_csv),
+            "--json",
+            str(out_json),
+            "--device",
+            "cpu",
+        ]
+    )
     captured = capsys.readouterr()
     lines = captured.out.splitlines()
     assert lines[0].startswith("preset GANGen-Detection: resize False, crop False; cpu;")
@@ -61,7 +78,11 @@ def test_eval_table_csv_json_and_skipped_files(tmp_path, weights, capsys):
             assert float(rows[name][key]) == pytest.approx(expected[key], abs=1e-6)
     assert float(rows["mean"]["acc"]) == pytest.approx((float(rows["gan_a"]["acc"]) + float(rows["gan_b"]["acc"])) / 2)
     report = json.load(open(out_json))
-    assert report["preset"] == "GANGen-Detection" and [r["generator"] for r in report["rows"]] == ["gan_a", "gan_b", "mean"]
+    assert report["preset"] == "GANGen-Detection" and [r["generator"] for r in report["rows"]] == [
+        "gan_a",
+        "gan_b",
+        "mean",
+    ]
 
 
 def test_eval_with_the_official_npr_gives_the_same_table(tmp_path, weights, capsys):
@@ -69,7 +90,9 @@ def test_eval_with_the_official_npr_gives_the_same_table(tmp_path, weights, caps
     make_generator_tree(str(root), generators=("only",), per_class=2)
     tables = []
     for impl in ("npr_cuda", "official"):
-        eval_cli.main([str(root / "only"), "--weights", weights, "--workers", "0", "--device", "cpu", "--npr", impl, "--quiet"])
+        eval_cli.main(
+            [str(root / "only"), "--weights", weights, "--workers", "0", "--device", "cpu", "--npr", impl, "--quiet"]
+        )
         tables.append(capsys.readouterr().out.splitlines()[1:])
     assert tables[0] == tables[1] and tables[0][1].split()[0] == "only"
 
@@ -83,7 +106,10 @@ def test_eval_rejects_a_wrong_checkpoint(tmp_path):
 
 def test_detect_lines_in_input_order(tmp_path, weights, capsys):
     folder = tmp_path / "mine"
-    paths = [write_image(str(folder / f"{i}.png"), size=size, seed=i) for i, size in enumerate([(64, 64), (30, 41), (64, 64)])]
+    paths = [
+        write_image(str(folder / f"{i}.png"), size=size, seed=i)
+        for i, size in enumerate([(64, 64), (30, 41), (64, 64)])
+    ]
     single = write_image(str(tmp_path / "single.jpg"), size=(50, 50), seed=9, fmt="JPEG")
     broken = write_broken_files(str(folder / "broken"))
     detect_cli.main([single, str(folder), "--weights", weights, "--workers", "0", "--device", "cpu", "--quiet"])
@@ -99,7 +125,9 @@ def test_detect_lines_in_input_order(tmp_path, weights, capsys):
 
 def test_detect_jsonl_resize_and_crop(tmp_path, weights, capsys):
     path = write_image(str(tmp_path / "a.png"), size=(300, 280))
-    detect_cli.main([path, "--weights", weights, "--jsonl", "--resize", "256", "--crop", "224", "--workers", "0", "--device", "cpu"])
+    detect_cli.main(
+        [path, "--weights", weights, "--jsonl", "--resize", "256", "--crop", "224", "--workers", "0", "--device", "cpu"]
+    )
     record = json.loads(capsys.readouterr().out)
     assert record["path"] == path and record["label"] in ("real", "fake")
     assert record["prob_fake"] == pytest.approx(probability(weights, path, "val"), abs=1e-6)
@@ -114,12 +142,15 @@ def test_detect_fails_when_nothing_is_readable(tmp_path, weights):
         detect_cli.main([str(tmp_path / "absent.png"), "--weights", weights])
 
 
-@pytest.mark.parametrize("tool,module", [
-    ("npr-eval", "npr_cuda.cli.eval"),
-    ("npr-detect", "npr_cuda.cli.detect"),
-    ("npr-train", "npr_cuda.cli.train"),
-    ("npr-demo", "npr_cuda.cli.demo"),
-])
+@pytest.mark.parametrize(
+    "tool,module",
+    [
+        ("npr-eval", "npr_cuda.cli.eval"),
+        ("npr-detect", "npr_cuda.cli.detect"),
+        ("npr-train", "npr_cuda.cli.train"),
+        ("npr-demo", "npr_cuda.cli.demo"),
+    ],
+)
 def test_console_scripts_and_python_m(tool, module):
     assert shutil.which(tool), f"{tool} is not installed (pip install -e . installs it)"
     for command in ([tool, "--help"], [sys.executable, "-m", module, "--help"]):

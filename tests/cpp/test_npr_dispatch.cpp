@@ -8,8 +8,8 @@
 
 #include <cmath>
 #include <cstdlib>
-#include <random>
 #include <iostream>
+#include <random>
 #include <string>
 
 #ifndef NPR_BUILD_CUDA
@@ -46,8 +46,7 @@ at::Tensor loop_reference(const at::Tensor& x) {
   for (int64_t n = 0; n < xd.size(0); ++n)
     for (int64_t c = 0; c < xd.size(1); ++c)
       for (int64_t h = 0; h < xd.size(2); ++h)
-        for (int64_t w = 0; w < xd.size(3); ++w)
-          res[n][c][h][w] = in[n][c][h][w] - in[n][c][2 * (h / 2)][2 * (w / 2)];
+        for (int64_t w = 0; w < xd.size(3); ++w) res[n][c][h][w] = in[n][c][h][w] - in[n][c][2 * (h / 2)][2 * (w / 2)];
   return out.to(x.scalar_type());
 }
 
@@ -98,8 +97,8 @@ int main() {
 
   if (!NPR_BUILD_CUDA) {
     // The CUDA entry of a build without CUDA kernels says how to get them.
-    const std::string no_cuda = error_of(
-        [&] { npr.redispatch(c10::DispatchKeySet(c10::DispatchKey::CUDA), at::zeros({2, 2})); });
+    const std::string no_cuda =
+        error_of([&] { npr.redispatch(c10::DispatchKeySet(c10::DispatchKey::CUDA), at::zeros({2, 2})); });
     check(no_cuda.find("has no CUDA kernels") != std::string::npos &&
               no_cuda.find("NPR_BUILD_CUDA=1") != std::string::npos,
           "without CUDA kernels, a CUDA tensor gets the rebuild hint: " + no_cuda);

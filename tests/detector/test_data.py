@@ -10,13 +10,33 @@ from helpers.image_folders import make_generator_tree, write_broken_files, write
 from PIL import Image
 
 from npr_cuda.detector.data import (
-    PRESETS, Failure, ImageDataset, eval_transform, load_rgb, make_loader, real_fake_samples, to_rgb,
+    PRESETS,
+    Failure,
+    ImageDataset,
+    eval_transform,
+    load_rgb,
+    make_loader,
+    real_fake_samples,
+    to_rgb,
 )
 from npr_cuda.detector.metrics import binary_metrics
 
 
-@pytest.mark.parametrize("mode,fmt", [("RGB", "PNG"), ("L", "PNG"), ("LA", "PNG"), ("RGBA", "PNG"), ("P", "PNG"),
-                                      ("CMYK", "JPEG"), ("I;16", "PNG"), ("RGB", "JPEG"), ("RGB", "WEBP"), ("1", "BMP")])
+@pytest.mark.parametrize(
+    "mode,fmt",
+    [
+        ("RGB", "PNG"),
+        ("L", "PNG"),
+        ("LA", "PNG"),
+        ("RGBA", "PNG"),
+        ("P", "PNG"),
+        ("CMYK", "JPEG"),
+        ("I;16", "PNG"),
+        ("RGB", "JPEG"),
+        ("RGB", "WEBP"),
+        ("1", "BMP"),
+    ],
+)
 def test_every_mode_loads_as_8bit_rgb(tmp_path, mode, fmt):
     path = write_image(str(tmp_path / f"image.{fmt.lower()}"), size=(21, 13), mode=mode, fmt=fmt)
     image = load_rgb(path)
@@ -43,11 +63,15 @@ def test_real_fake_labels_come_from_folder_names(tmp_path):
 
 def test_class_folders_are_concatenated(tmp_path):
     for cls in ("car", "cat"):
-        for label, folder in enumerate(("0_real", "1_fake")):
+        for folder in ("0_real", "1_fake"):
             write_image(str(tmp_path / cls / folder / f"{cls}.png"))
     samples = real_fake_samples(str(tmp_path))
-    assert [(os.path.relpath(p, tmp_path), l) for p, l in samples] == [
-        ("car/0_real/car.png", 0), ("car/1_fake/car.png", 1), ("cat/0_real/cat.png", 0), ("cat/1_fake/cat.png", 1)]
+    assert [(os.path.relpath(path, tmp_path), label) for path, label in samples] == [
+        ("car/0_real/car.png", 0),
+        ("car/1_fake/car.png", 1),
+        ("cat/0_real/cat.png", 0),
+        ("cat/1_fake/cat.png", 1),
+    ]
     assert len(real_fake_samples(str(tmp_path), classes=["cat"])) == 2
 
 
@@ -59,18 +83,23 @@ def test_layout_errors_name_the_folder(tmp_path):
         real_fake_samples(str(tmp_path / "absent"))
 
 
-@pytest.mark.parametrize("preset,expected", [("ForenSynths", (3, 256, 256)), ("GANGen-Detection", (3, 48, 40)),
-                                             ("val", (3, 224, 224))])
+@pytest.mark.parametrize(
+    "preset,expected", [("ForenSynths", (3, 256, 256)), ("GANGen-Detection", (3, 48, 40)), ("val", (3, 224, 224))]
+)
 def test_presets_resize_and_crop(tmp_path, preset, expected):
     path = write_image(str(tmp_path / "x.png"), size=(40, 48))
     assert eval_transform(PRESETS[preset])(load_rgb(path)).shape == expected
 
 
 def test_broken_files_are_reported_and_mixed_sizes_batch(tmp_path):
-    paths = [write_image(str(tmp_path / f"{i}.png"), size=size, seed=i)
-             for i, size in enumerate([(40, 48), (33, 17), (40, 48), (33, 17), (64, 64)])]
+    paths = [
+        write_image(str(tmp_path / f"{i}.png"), size=size, seed=i)
+        for i, size in enumerate([(40, 48), (33, 17), (40, 48), (33, 17), (64, 64)])
+    ]
     broken = write_broken_files(str(tmp_path / "broken"))
-    dataset = ImageDataset([(p, i % 2) for i, p in enumerate(paths + broken)], eval_transform(PRESETS["GANGen-Detection"]))
+    dataset = ImageDataset(
+        [(p, i % 2) for i, p in enumerate(paths + broken)], eval_transform(PRESETS["GANGen-Detection"])
+    )
     batches = list(make_loader(dataset, batch_size=16, workers=2))
     assert len(batches) == 1
     groups, failures = batches[0].groups, batches[0].failures

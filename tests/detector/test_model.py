@@ -52,8 +52,9 @@ class OfficialNPRResNet(nn.Module):
     def _make_layer(self, planes, blocks, stride=1):
         downsample = None
         if stride != 1 or self.inplanes != planes * 4:
-            downsample = nn.Sequential(nn.Conv2d(self.inplanes, planes * 4, 1, stride=stride, bias=False),
-                                       nn.BatchNorm2d(planes * 4))
+            downsample = nn.Sequential(
+                nn.Conv2d(self.inplanes, planes * 4, 1, stride=stride, bias=False), nn.BatchNorm2d(planes * 4)
+            )
         layers = [OfficialBottleneck(self.inplanes, planes, stride, downsample)]
         self.inplanes = planes * 4
         layers += [OfficialBottleneck(self.inplanes, planes) for _ in range(1, blocks)]
@@ -65,8 +66,12 @@ class OfficialNPRResNet(nn.Module):
             x = x[:, :, : w % 2 * -1, :]
         if -1 * h % 2 != 0:
             x = x[:, :, :, : h % 2 * -1]
-        npr = x - F.interpolate(F.interpolate(x, scale_factor=0.5, mode="nearest", recompute_scale_factor=True),
-                                scale_factor=2, mode="nearest", recompute_scale_factor=True)
+        npr = x - F.interpolate(
+            F.interpolate(x, scale_factor=0.5, mode="nearest", recompute_scale_factor=True),
+            scale_factor=2,
+            mode="nearest",
+            recompute_scale_factor=True,
+        )
         x = self.maxpool(self.relu(self.bn1(self.conv1(npr * 2.0 / 3.0))))
         x = self.avgpool(self.layer2(self.layer1(x)))
         return self.fc1(x.view(x.size(0), -1))
@@ -77,8 +82,11 @@ def randomised(model, gen):
     with torch.no_grad():
         for tensor in model.state_dict().values():
             if tensor.is_floating_point():
-                tensor.copy_(torch.rand(tensor.shape, generator=gen) * 0.2 + 0.9 if tensor.dim() <= 1
-                             else torch.randn(tensor.shape, generator=gen) * 0.05)
+                tensor.copy_(
+                    torch.rand(tensor.shape, generator=gen) * 0.2 + 0.9
+                    if tensor.dim() <= 1
+                    else torch.randn(tensor.shape, generator=gen) * 0.05
+                )
     return model.eval()
 
 

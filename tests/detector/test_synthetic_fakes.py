@@ -8,7 +8,15 @@ import torch
 from PIL import Image
 
 from npr_cuda.cli import demo as demo_cli
-from npr_cuda.detector.synthetic_fakes import FAMILIES, TEST_PHOTOS, TRAIN_PHOTOS, UpsamplingGenerator, figure, load_photo, make_split
+from npr_cuda.detector.synthetic_fakes import (
+    FAMILIES,
+    TEST_PHOTOS,
+    TRAIN_PHOTOS,
+    UpsamplingGenerator,
+    figure,
+    load_photo,
+    make_split,
+)
 from npr_cuda.reference import npr_reference
 
 PHOTOS = ["astronaut", "china"]
@@ -56,8 +64,24 @@ def test_figure(tmp_path):
 
 def test_demo_end_to_end_tiny(tmp_path, capsys):
     out = tmp_path / "demo.json"
-    demo_cli.main(["--crops", "2", "--size", "16", "--epochs", "1", "--batch-size", "8", "--device", "cpu",
-                   "--figure", str(tmp_path / "demo.png"), "--json", str(out)])
+    demo_cli.main(
+        [
+            "--crops",
+            "2",
+            "--size",
+            "16",
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            "--device",
+            "cpu",
+            "--figure",
+            str(tmp_path / "demo.png"),
+            "--json",
+            str(out),
+        ]
+    )
     table = capsys.readouterr().out
     assert "NPR detector trained on transposed_conv up-sampling" in table
     rows = json.load(open(out))["rows"]

@@ -36,8 +36,25 @@ def write_dataset(root, per_class=8, size=40, seed=0):
 
 
 def train_args(data, output, *extra):
-    return [str(data), "--output", str(output), "--batch-size", "8", "--load-size", "40", "--crop-size", "32",
-            "--workers", "0", "--device", "cpu", "--quiet", "--save-every", "0", *extra]
+    return [
+        str(data),
+        "--output",
+        str(output),
+        "--batch-size",
+        "8",
+        "--load-size",
+        "40",
+        "--crop-size",
+        "32",
+        "--workers",
+        "0",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--save-every",
+        "0",
+        *extra,
+    ]
 
 
 def log_of(output):
@@ -106,14 +123,18 @@ def test_interrupt_inside_an_epoch_saves_and_resume_continues_exactly(data, tmp_
     saved = torch.load(interrupted / "last.pth", weights_only=True)
     assert (saved["epoch"], saved["step"]) == (1, 1)  # the step in flight was completed, then saved
     monkeypatch.setattr(training.F, "binary_cross_entropy_with_logits", real_loss)
-    train_cli.main(train_args(data, interrupted, "--niter", "2", "--val-split", "", "--resume", str(interrupted / "last.pth")))
+    train_cli.main(
+        train_args(data, interrupted, "--niter", "2", "--val-split", "", "--resume", str(interrupted / "last.pth"))
+    )
     assert_same_weights(weights_of(straight), weights_of(interrupted))
     assert signal.getsignal(signum) in (signal.default_int_handler, signal.SIG_DFL)  # handlers restored
 
 
 def test_data_workers_do_not_change_the_result(data, tmp_path):
     for workers in ("0", "2"):
-        args = train_args(data, tmp_path / workers, "--niter", "1", "--val-split", "", "--jpeg-prob", "0.5", "--blur-prob", "0.5")
+        args = train_args(
+            data, tmp_path / workers, "--niter", "1", "--val-split", "", "--jpeg-prob", "0.5", "--blur-prob", "0.5"
+        )
         args[args.index("--workers") + 1] = workers
         train_cli.main(args)
     assert_same_weights(weights_of(tmp_path / "0"), weights_of(tmp_path / "2"))
@@ -142,9 +163,18 @@ def test_two_processes_with_gloo(data, tmp_path):
     assert torchrun, "torchrun comes with torch"
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     result = subprocess.run(
-        [torchrun, "--standalone", "--nproc_per_node=2", "-m", "npr_cuda.cli.train",
-         *train_args(data, tmp_path, "--niter", "2")],
-        capture_output=True, text=True, env=env, timeout=600,
+        [
+            torchrun,
+            "--standalone",
+            "--nproc_per_node=2",
+            "-m",
+            "npr_cuda.cli.train",
+            *train_args(data, tmp_path, "--niter", "2"),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
     )
     assert result.returncode == 0, result.stderr[-3000:]
     log = log_of(tmp_path)

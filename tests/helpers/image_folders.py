@@ -44,6 +44,8 @@ def make_generator_tree(root, generators=("gan_a", "gan_b"), per_class=3, size=(
         samples[name] = []
         for label, folder in enumerate(("0_real", "1_fake")):
             for i in range(per_class):
-                path = write_image(os.path.join(root, name, folder, f"{i}.png"), size=size, seed=100 * g + 10 * label + i)
+                path = write_image(
+                    os.path.join(root, name, folder, f"{i}.png"), size=size, seed=100 * g + 10 * label + i
+                )
                 samples[name].append((path, label))
     return samples

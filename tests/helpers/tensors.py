@@ -11,13 +11,11 @@ from npr_cuda.reference import official_npr
 
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
 
-_cuda_reason = (
-    "no CUDA GPU visible"
-    if not torch.cuda.is_available()
-    else "npr_cuda was built without its CUDA kernels"
-)
+_cuda_reason = "no CUDA GPU visible" if not torch.cuda.is_available() else "npr_cuda was built without its CUDA kernels"
 # Tests that need the CUDA kernels and a GPU: marked `cuda` (select them with -m cuda).
-requires_cuda = pytest.mark.skipif(not (torch.cuda.is_available() and npr_cuda.cuda_kernels_built()), reason=_cuda_reason)
+requires_cuda = pytest.mark.skipif(
+    not (torch.cuda.is_available() and npr_cuda.cuda_kernels_built()), reason=_cuda_reason
+)
 DEVICES = [
     "cpu",
     pytest.param(
@@ -79,8 +77,7 @@ def assert_bitwise_equal(actual, expected):
     e = expected.masked_fill(nan, 0).contiguous().view(bits)
     mismatch = a != e
     assert not mismatch.any(), (
-        f"{int(mismatch.sum())} of {mismatch.numel()} elements differ, first at "
-        f"{tuple(mismatch.nonzero()[0].tolist())}"
+        f"{int(mismatch.sum())} of {mismatch.numel()} elements differ, first at {tuple(mismatch.nonzero()[0].tolist())}"
     )
 
 
