@@ -162,14 +162,7 @@ def test_zero_size_gives_empty_result(device, shape):
         assert out.shape == x.shape and out.numel() == 0
 
 
-@pytest.mark.parametrize(
-    "layout,copies",
-    [
-        ("contiguous", False),
-        ("channels_last", False),
-        ("transposed", True),
-    ],
-)
+@pytest.mark.parametrize("layout,copies", [("contiguous", False), ("channels_last", False), ("transposed", True)])
 def test_input_read_in_place(layout, copies, gen):
     """NCHW-contiguous and channels_last inputs are read where they are; other strides are
     copied first (which the profiler sees as an aten::copy_)."""

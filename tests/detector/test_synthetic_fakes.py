@@ -1,13 +1,10 @@
 """npr-demo's offline data: deterministic for a seed, near-identity fakes with their
-up-sampler's trace, the figure, and the whole demo at a tiny size."""
-
-import json
+up-sampler's trace, and the figure."""
 
 import pytest
 import torch
 from PIL import Image
 
-from npr_cuda.cli import demo as demo_cli
 from npr_cuda.detector.synthetic_fakes import (
     FAMILIES,
     TEST_PHOTOS,
@@ -60,31 +57,3 @@ def test_figure(tmp_path):
     figure(make_split(PHOTOS, 2, 16, 0), str(path), columns=2, zoom=2)
     image = Image.open(path)
     assert image.size == (150 + 2 * 2 * (32 + 4), 5 * (32 + 4) + 4)
-
-
-def test_demo_end_to_end_tiny(tmp_path, capsys):
-    out = tmp_path / "demo.json"
-    demo_cli.main(
-        [
-            "--crops",
-            "2",
-            "--size",
-            "16",
-            "--epochs",
-            "1",
-            "--batch-size",
-            "8",
-            "--device",
-            "cpu",
-            "--figure",
-            str(tmp_path / "demo.png"),
-            "--json",
-            str(out),
-        ]
-    )
-    table = capsys.readouterr().out
-    assert "NPR detector trained on transposed_conv up-sampling" in table
-    rows = json.load(open(out))["rows"]
-    assert [r["family"] for r in rows] == FAMILIES and [r["trained_on"] for r in rows] == [False, False, True, False]
-    assert all(r["n"] == 2 * 2 * len(TEST_PHOTOS) for r in rows)
-    assert (tmp_path / "demo.png").exists()

@@ -16,13 +16,7 @@ _cuda_reason = "no CUDA GPU visible" if not torch.cuda.is_available() else "npr_
 requires_cuda = pytest.mark.skipif(
     not (torch.cuda.is_available() and npr_cuda.cuda_kernels_built()), reason=_cuda_reason
 )
-DEVICES = [
-    "cpu",
-    pytest.param(
-        "cuda",
-        marks=[pytest.mark.cuda, requires_cuda],
-    ),
-]
+DEVICES = ["cpu", pytest.param("cuda", marks=[pytest.mark.cuda, requires_cuda])]
 
 
 def randn(shape, dtype, device, gen):
