@@ -22,14 +22,18 @@ C10_HOST_DEVICE constexpr int64_t anchor_index(int64_t i) { return i & ~int64_t{
 // give each row pair to one worker. Pairs are numbered plane by plane.
 C10_HOST_DEVICE constexpr int64_t row_pairs_per_plane(int64_t height) { return (height + 1) / 2; }
 
+template <typename Index>
 struct RowPair {
-  int64_t even_row;  // offset of the even row's first element in the [planes, H, W, inner] array
+  Index even_row;    // offset of the even row's first element in the [planes, H, W, inner] array
   bool has_odd_row;  // false for the last row of an odd height
 };
 
-C10_HOST_DEVICE inline RowPair row_pair(int64_t pair, int64_t pairs_per_plane, int64_t height, int64_t row_length) {
-  const int64_t plane = pair / pairs_per_plane;
-  const int64_t h = 2 * (pair - plane * pairs_per_plane);
+// Row pair `pair` of the tensor, given its plane = pair / pairs_per_plane (divided by the
+// caller: the CUDA kernels use a precomputed divider).
+template <typename Index>
+C10_HOST_DEVICE inline RowPair<Index> row_pair(Index pair, Index plane, Index pairs_per_plane, Index height,
+                                               Index row_length) {
+  const Index h = 2 * (pair - plane * pairs_per_plane);
   return {(plane * height + h) * row_length, h + 1 < height};
 }
 

@@ -396,7 +396,7 @@ void run_row_pairs(const PlaneLayout& layout) {
       std::fill_n(odd_pixels.data() + w * inner, inner, all_ones);
     }
     for (int64_t pair = begin; pair < end; ++pair) {
-      const auto [offset, has_odd] = row_pair(pair, pairs_per_plane, layout.height, length);
+      const auto [offset, has_odd] = row_pair(pair, pair / pairs_per_plane, pairs_per_plane, layout.height, length);
       const scalar_t* even = in + offset;
       const scalar_t* odd = has_odd ? even + length : nullptr;
       scalar_t* out_even = out + offset;

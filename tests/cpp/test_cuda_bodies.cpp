@@ -1,0 +1,250 @@
+// The CUDA kernels' per-thread code (csrc/cuda/npr_cuda_kernel.h), compiled with the host
+// compiler and run here, item by item, for every instance the launcher can choose: forward and
+// backward x float32, float64, float16, bfloat16 x every pack width and the element path x NCHW
+// and channels_last x 32- and 64-bit indices, over tests/kernel_shapes.txt, on inputs with NaN,
+// Inf and -0, into NaN-poisoned outputs, compared bit for bit with the CPU op. Also: the fast
+// divider against `/`, and the launcher's choice of instance. Run by ctest, so by CI.
+//
+//   test_cuda_bodies SHAPES_FILE
+
+#include <ATen/ATen.h>
+#include <ATen/core/dispatch/Dispatcher.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <fstream>
+#include <iostream>
+#include <random>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "../../csrc/cuda/npr_cuda_kernel.h"
+
+using namespace npr_cuda;
+using namespace npr_cuda::cuda;
+
+namespace {
+
+int failures = 0;
+int checks = 0;
+
+void check(bool ok, const std::string& what) {
+  ++checks;
+  if (!ok) {
+    std::cout << "FAILED  " << what << "\n";
+    ++failures;
+  }
+}
+
+struct Case {
+  int64_t n, c, h, w;
+  bool channels_last;
+  int64_t offset;
+
+  std::string name() const {
+    std::ostringstream s;
+    s << n << "x" << c << "x" << h << "x" << w << (channels_last ? " channels_last" : " NCHW") << " offset " << offset;
+    return s.str();
+  }
+};
+
+std::vector<Case> read_cases(const char* path) {
+  std::ifstream file(path);
+  if (!file) {
+    std::cerr << "cannot read " << path << "\n";
+    std::exit(2);
+  }
+  std::vector<Case> cases;
+  for (std::string line; std::getline(file, line);) {
+    if (line.empty() || line[0] == '#') {
+      continue;
+    }
+    std::istringstream fields(line);
+    Case c;
+    std::string layout;
+    fields >> c.n >> c.c >> c.h >> c.w >> layout >> c.offset;
+    c.channels_last = layout == "nhwc";
+    cases.push_back(c);
+  }
+  return cases;
+}
+
+// Random values with NaN, +-Inf and -0 sprinkled in, as `dtype`, starting `offset` elements
+// after a 64-byte aligned allocation, in the case's memory layout.
+at::Tensor make_input(const Case& c, at::ScalarType dtype, std::mt19937& rng) {
+  const int64_t numel = c.n * c.c * c.h * c.w;
+  at::Tensor values = at::randn({numel}, at::kDouble);
+  auto* v = values.data_ptr<double>();
+  const double specials[] = {NAN, INFINITY, -INFINITY, -0.0, 0.0};
+  for (int64_t i = 0; i < numel; ++i) {
+    if (rng() % 8 == 0) {
+      v[i] = specials[rng() % 5];
+    }
+  }
+  at::Tensor storage = at::empty({numel + c.offset + 64}, at::TensorOptions().dtype(dtype));
+  const auto misalignment = reinterpret_cast<uintptr_t>(storage.data_ptr()) % 64;
+  const int64_t start = (misalignment == 0 ? 0 : (64 - misalignment) / storage.element_size()) + c.offset;
+  at::Tensor flat = storage.narrow(0, start, numel);
+  flat.copy_(values);
+  return c.channels_last ? flat.view({c.n, c.h, c.w, c.c}).permute({0, 3, 1, 2}) : flat.view({c.n, c.c, c.h, c.w});
+}
+
+// NaN at the same places and every other element bit for bit equal.
+bool bitwise_equal(const at::Tensor& actual, const at::Tensor& expected) {
+  const at::Tensor a = actual.contiguous(), e = expected.contiguous();
+  if (!at::equal(a.isnan(), e.isnan())) {
+    return false;
+  }
+  const at::ScalarType bits = e.element_size() == 2 ? at::kShort : e.element_size() == 4 ? at::kInt : at::kLong;
+  return at::equal(a.masked_fill(e.isnan(), 0).view(bits), e.masked_fill(e.isnan(), 0).view(bits));
+}
+
+// Every instance that could run on `layout`: each pack that fits it, and the element path,
+// with 32- and 64-bit indices.
+std::vector<KernelChoice> valid_choices(const PlaneLayout& layout, int64_t element_size) {
+  std::vector<KernelChoice> choices;
+  const auto in = reinterpret_cast<uintptr_t>(layout.input.data_ptr());
+  const auto out = reinterpret_cast<uintptr_t>(layout.output.data_ptr());
+  for (const bool index32 : {true, false}) {
+    for (const int64_t bytes : {16, 8, 4}) {
+      const int64_t vec = bytes / element_size;
+      if (vec >= 2 && layout.row_length() % vec == 0 && in % bytes == 0 && out % bytes == 0) {
+        choices.push_back({static_cast<int>(vec), Access::kPack, layout.inner == 1, index32});
+      }
+    }
+    choices.push_back({static_cast<int>(16 / element_size), Access::kScalar, layout.inner == 1, index32});
+  }
+  return choices;
+}
+
+std::string describe(const KernelChoice& c) {
+  return std::string(c.access == Access::kPack ? "pack " : "elements ") + std::to_string(c.vec) +
+         (c.unit_inner ? " NCHW" : " channels_last") + (c.index32 ? " int32" : " int64");
+}
+
+// Runs every work item of instance `choice` of `pass` on the host, into `layout.output`.
+template <typename T>
+void run_grid(Pass pass, const KernelChoice& choice, const PlaneLayout& layout) {
+  const T* in = layout.input.const_data_ptr<T>();
+  T* out = layout.output.mutable_data_ptr<T>();
+  with_instance<T>(choice, [&](auto instance) {
+    using I = decltype(instance);
+    using U = typename I::U;
+    const auto params = make_grid_params<U>(layout.planes, layout.height, layout.width, layout.inner, I::V);
+    for (U item = 0; item < params.items; ++item) {
+      if (pass == Pass::kForward) {
+        run_item<Pass::kForward, T, U, I::V, I::A, I::kUnitInner>(in, out, params, item);
+      } else {
+        run_item<Pass::kBackward, T, U, I::V, I::A, I::kUnitInner>(in, out, params, item);
+      }
+    }
+  });
+}
+
+void check_instances(const Case& c, at::ScalarType dtype, std::mt19937& rng) {
+  const at::Tensor x = make_input(c, dtype, rng);
+  for (const Pass pass : {Pass::kForward, Pass::kBackward}) {
+    const auto op = c10::Dispatcher::singleton()
+                        .findSchemaOrThrow(pass == Pass::kForward ? "npr_cuda::npr" : "npr_cuda::npr_backward", "")
+                        .typed<at::Tensor(const at::Tensor&)>();
+    const at::Tensor expected = op.call(x);  // the CPU kernels
+    PlaneLayout layout = prepare_planes(x, op_name(pass));
+    check(layout.input.data_ptr() == x.data_ptr(), "the layout reads the input in place, " + c.name());
+    const KernelChoice chosen = choose_kernel(x.element_size(), layout.row_length(), layout.inner, x.numel(),
+                                              reinterpret_cast<uintptr_t>(layout.input.data_ptr()),
+                                              reinterpret_cast<uintptr_t>(layout.output.data_ptr()));
+    const std::vector<KernelChoice> choices = valid_choices(layout, x.element_size());
+    check(std::find(choices.begin(), choices.end(), chosen) != choices.end(), "the launcher's choice is valid");
+    for (const KernelChoice& choice : choices) {
+      layout.output.fill_(NAN);  // an element the instance does not write stays NaN
+      AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "run_grid",
+                                      [&] { run_grid<scalar_t>(pass, choice, layout); });
+      check(bitwise_equal(layout.output, expected), std::string(op_name(pass)) + " " + c10::toString(dtype) + " " +
+                                                        c.name() + ", instance " + describe(choice) +
+                                                        ": equals the CPU op bit for bit");
+    }
+  }
+}
+
+template <typename U>
+void check_divider(std::mt19937_64& rng) {
+  const U limit = U{1} << (sizeof(U) * 8 - 1);  // dividends and divisors below 2^(N-1)
+  bool exact = true;
+  for (U d = 1; d < 300; ++d) {
+    const FastDivider<U> divider(d);
+    for (U n = 0; n < 3000; ++n) {
+      exact = exact && divider.div(n) == n / d;
+    }
+  }
+  for (int i = 0; i < 200000; ++i) {
+    const U d = static_cast<U>(rng() % (i % 2 ? 1000 : limit - 1)) + 1;
+    const U n = static_cast<U>(rng() % limit);
+    exact = exact && FastDivider<U>(d).div(n) == n / d;
+  }
+  for (const U d : {U{1}, U{2}, U{3}, U{7}, limit / 2, limit / 2 + 1, limit - 1}) {
+    for (const U n : {U{0}, d - 1, d, limit - 2, limit - 1}) {
+      exact = exact && FastDivider<U>(d).div(n) == n / d;
+    }
+  }
+  check(exact, std::string("FastDivider<") + (sizeof(U) == 4 ? "uint32" : "uint64") + "> equals integer division");
+}
+
+void check_launcher_choices() {
+  // (element size, row length, inner, numel, in address, out address) -> choice
+  struct Expectation {
+    int64_t element_size, row_length, inner, numel;
+    uintptr_t in, out;
+    KernelChoice choice;
+  };
+  const int64_t big = int64_t{1} << 31;
+  const Expectation cases[] = {
+      {4, 224, 1, 1000, 0, 0, {4, Access::kPack, true, true}},     // float32, 16-byte packs
+      {4, 226, 1, 1000, 0, 0, {2, Access::kPack, true, true}},     // W = 2 mod 4: 8-byte packs
+      {4, 225, 1, 1000, 0, 0, {4, Access::kScalar, true, true}},   // odd W: elements
+      {4, 224, 1, 1000, 4, 0, {4, Access::kScalar, true, true}},   // offset view by one element
+      {4, 224, 1, 1000, 8, 0, {2, Access::kPack, true, true}},     // offset by two: 8-byte packs
+      {2, 228, 1, 1000, 0, 0, {4, Access::kPack, true, true}},     // bfloat16, W = 4 mod 8
+      {2, 230, 1, 1000, 0, 0, {2, Access::kPack, true, true}},     // bfloat16, W = 6 mod 8
+      {2, 224, 1, 1000, 0, 0, {8, Access::kPack, true, true}},     // bfloat16, 16-byte packs
+      {8, 224, 1, 1000, 0, 0, {2, Access::kPack, true, true}},     // float64
+      {8, 225, 1, 1000, 0, 0, {2, Access::kScalar, true, true}},   // float64, odd W
+      {4, 672, 3, 1000, 0, 0, {4, Access::kPack, false, true}},    // channels_last C = 3, W = 224
+      {4, 669, 3, 1000, 0, 0, {4, Access::kScalar, false, true}},  // channels_last C = 3, W = 223
+      {2, 224, 1, big - 1, 0, 0, {8, Access::kPack, true, true}},  // the largest 32-bit tensor
+      {2, 224, 1, big, 0, 0, {8, Access::kPack, true, false}},     // 2^31 elements: 64-bit indices
+  };
+  for (const auto& e : cases) {
+    const KernelChoice got = choose_kernel(e.element_size, e.row_length, e.inner, e.numel, e.in, e.out);
+    check(got == e.choice, "launcher choice for element size " + std::to_string(e.element_size) + ", row " +
+                               std::to_string(e.row_length) + ", inner " + std::to_string(e.inner) + ", numel " +
+                               std::to_string(e.numel) + ": expected " + describe(e.choice) + ", got " + describe(got));
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc != 2) {
+    std::cerr << "usage: test_cuda_bodies tests/kernel_shapes.txt\n";
+    return 2;
+  }
+  const unsigned seed = std::random_device{}();
+  std::cout << "seed " << seed << "\n";
+  at::manual_seed(seed);
+  std::mt19937 rng(seed);
+  std::mt19937_64 rng64(seed);
+
+  check_divider<uint32_t>(rng64);
+  check_divider<uint64_t>(rng64);
+  check_launcher_choices();
+  const std::vector<Case> cases = read_cases(argv[1]);
+  check(cases.size() >= 20, "the shape list was read");
+  for (const Case& c : cases) {
+    for (const auto dtype : {at::kFloat, at::kDouble, at::kHalf, at::kBFloat16}) {
+      check_instances(c, dtype, rng);
+    }
+  }
+  std::cout << checks - failures << " passed, " << failures << " failed\n";
+  return failures == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
