@@ -62,7 +62,7 @@ if mode == "1" and not with_cuda:
 if with_cuda and not os.environ.get("TORCH_CUDA_ARCH_LIST") and not torch.cuda.is_available():
     os.environ["TORCH_CUDA_ARCH_LIST"] = DEFAULT_ARCH_LIST
 
-sources = ["csrc/npr.cpp", "csrc/python_module.cpp", *sorted(glob.glob("csrc/cpu/*.cpp"))]
+sources = [*sorted(glob.glob("csrc/*.cpp")), *sorted(glob.glob("csrc/cpu/*.cpp"))]  # python_module.cpp among them
 define_macros = [("NPR_BUILD_CUDA", "1" if with_cuda else "0")]
 # -Wno-psabi: GCC notes that passing wide vectors changed ABI in old GCCs, for every at::vec
 # AVX2/AVX-512 function (npr_kernel_avx2.cpp, npr_kernel_avx512.cpp); nothing of ours crosses an

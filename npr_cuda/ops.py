@@ -1,9 +1,10 @@
 """The Python face of the ``npr_cuda`` operator library.
 
-The kernels and schemas live in C++ (``csrc/``); this module registers what torch needs around
-them, in Python as torch.library recommends: the fake kernels (shapes, strides and dtypes for
-torch.compile and meta tensors) and autograd. NPR is linear, so its backward is the adjoint op
-``npr_backward`` and the backward of that is ``npr`` again: double backward works.
+The kernels, schemas and autograd live in C++ (``csrc/``; autograd at the Autograd key, in
+``csrc/npr_autograd.cpp``, where it costs no Python on each call); this module registers the
+fake kernels (shapes, strides and dtypes for torch.compile and meta tensors), which run the
+real input checks. NPR is linear, so its backward is the adjoint op ``npr_backward`` and the
+backward of that is ``npr`` again: double backward works.
 """
 
 import torch
@@ -59,18 +60,6 @@ def _npr_fake(x: Tensor) -> Tensor:
 def _npr_backward_fake(grad: Tensor) -> Tensor:
     _C.check_input(grad, "npr_backward")
     return torch.empty_like(grad, memory_format=output_memory_format(grad))
-
-
-def _npr_autograd(ctx, grad: Tensor) -> Tensor:
-    return npr_backward(grad)
-
-
-def _npr_backward_autograd(ctx, grad: Tensor) -> Tensor:
-    return npr(grad)
-
-
-torch.library.register_autograd("npr_cuda::npr", _npr_autograd)
-torch.library.register_autograd("npr_cuda::npr_backward", _npr_backward_autograd)
 
 
 def build_info() -> dict:
