@@ -41,8 +41,6 @@ ROTATION_BYTES = 256 << 20  # inputs cycled per candidate: well past any CPU or 
 # next: every candidate's output allocation would then time the kernel's page faults as much as
 # its memory traffic, and unevenly. Keeping freed memory for reuse times the traffic alone.
 GLIBC_KEEP_FREED_MEMORY = "glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=17179869184"
-FORWARD = ["clone", "npr_cuda", "eager", "compiled"]
-BACKWARD = ["clone", "npr_cuda", "npr_cuda+autograd", "eager", "compiled"]
 
 
 def parse_args(argv=None):
@@ -52,6 +50,11 @@ def parse_args(argv=None):
     parser.add_argument("--dtypes", default=None, help="default: float32,bfloat16 (and float16 on CUDA)")
     parser.add_argument("--shapes", default=None, help="e.g. 32x3x224x224,8x3x1024x1024")
     parser.add_argument("--channels-last", action="store_true", help="channels_last inputs instead of NCHW")
+    parser.add_argument(
+        "--no-compiled",
+        action="store_true",
+        help="leave out torch.compile of the official formula (compiles take time)",
+    )
     parser.add_argument(
         "--seconds", type=float, default=None, help="time budget per candidate and case (default 0.4, quick 0.1)"
     )
@@ -112,8 +115,10 @@ class Clock:
             torch.cuda.synchronize()
 
 
-def candidates_for(pass_name, compiled_official):
-    """name -> (prepare(x, g) -> argument, fn(argument)) for one pass."""
+def candidates_for(pass_name, compiled_official, official_runs):
+    """name -> (prepare(x, g) -> argument, fn(argument)) for one pass; no "compiled" when
+    compiled_official is None, neither "eager" nor "compiled" when the official formula cannot run
+    (odd H or W)."""
 
     def grad_through(op):
         def prepare(x, g):
@@ -127,19 +132,25 @@ def candidates_for(pass_name, compiled_official):
         return torch.autograd.grad(out, leaf, g, retain_graph=True)
 
     if pass_name == "forward":
-        return {
+        candidates = {
             "clone": (lambda x, g: x, torch.clone),
             "npr_cuda": (lambda x, g: x, npr_cuda.npr),
             "eager": (lambda x, g: x, official_npr),
             "compiled": (lambda x, g: x, compiled_official),
         }
-    return {
-        "clone": (lambda x, g: g, torch.clone),
-        "npr_cuda": (lambda x, g: g, npr_cuda.npr_backward),
-        "npr_cuda+autograd": (grad_through(npr_cuda.npr), run_backward),
-        "eager": (grad_through(official_npr), run_backward),
-        "compiled": (grad_through(compiled_official), run_backward),
-    }
+    else:
+        candidates = {
+            "clone": (lambda x, g: g, torch.clone),
+            "npr_cuda": (lambda x, g: g, npr_cuda.npr_backward),
+            "npr_cuda+autograd": (grad_through(npr_cuda.npr), run_backward),
+            "eager": (grad_through(official_npr), run_backward),
+            "compiled": (grad_through(compiled_official), run_backward),
+        }
+    if compiled_official is None or not official_runs:
+        del candidates["compiled"]
+    if not official_runs:
+        del candidates["eager"]
+    return candidates
 
 
 def bench_case(device, dtype, shape, channels_last, seconds, compiled_official):
@@ -153,7 +164,7 @@ def bench_case(device, dtype, shape, channels_last, seconds, compiled_official):
     gs = [torch.randn(shape, device=device).to(dtype).contiguous(memory_format=fmt) for _ in range(copies)]
     results = {}
     for pass_name in ("forward", "backward"):
-        candidates = candidates_for(pass_name, compiled_official)
+        candidates = candidates_for(pass_name, compiled_official, shape[-1] % 2 == 0 and shape[-2] % 2 == 0)
         args = {name: [prepare(x, g) for x, g in zip(xs, gs)] for name, (prepare, _) in candidates.items()}
         fns = {name: fn for name, (_, fn) in candidates.items()}
         # Warm up (compiles, allocator pools) and estimate a call's time to size the rounds.
@@ -178,24 +189,22 @@ def bench_case(device, dtype, shape, channels_last, seconds, compiled_official):
 
 def make_rows(device, dtype_name, shape, timings, moved_bytes):
     rows = []
-    for pass_name, names in (("forward", FORWARD), ("backward", BACKWARD)):
+    for (pass_name, name), t in timings.items():  # candidates in their order, forward first
         clone = timings[(pass_name, "clone")]
         ours = timings[(pass_name, "npr_cuda")]
-        for name in names:
-            t = timings[(pass_name, name)]
-            rows.append(
-                {
-                    "device": device,
-                    "dtype": dtype_name,
-                    "shape": "x".join(map(str, shape)),
-                    "pass": pass_name,
-                    "candidate": name,
-                    "median_ms": t * 1e3,
-                    "gb_per_s": moved_bytes / t / 1e9,
-                    "x_clone": t / clone,
-                    "npr_cuda_speedup": t / ours,
-                }
-            )
+        rows.append(
+            {
+                "device": device,
+                "dtype": dtype_name,
+                "shape": "x".join(map(str, shape)),
+                "pass": pass_name,
+                "candidate": name,
+                "median_ms": t * 1e3,
+                "gb_per_s": moved_bytes / t / 1e9,
+                "x_clone": t / clone,
+                "npr_cuda_speedup": t / ours,
+            }
+        )
     return rows
 
 
@@ -215,6 +224,13 @@ def print_table(rows, file=sys.stdout):
         )
 
 
+def peer(case, name) -> str:
+    """A peer's median time and npr_cuda's speedup over it, or '-' where it was not run."""
+    if name not in case:
+        return "-"
+    return f"{case[name]['median_ms']:.3f} ({case[name]['npr_cuda_speedup']:.2f}x)"
+
+
 def markdown_table(rows) -> str:
     """One line per (device, dtype, shape, pass): clone's time, then npr_cuda's with its ratio to
     clone, and eager's and compiled's with npr_cuda's speedup over them."""
@@ -230,8 +246,7 @@ def markdown_table(rows) -> str:
         lines.append(
             f"| {device} | {dtype} | {shape} | {pass_name} | {c['clone']['median_ms']:.3f} | "
             f"{c['npr_cuda']['median_ms']:.3f} ({c['npr_cuda']['x_clone']:.2f}x) | "
-            f"{c['eager']['median_ms']:.3f} ({c['eager']['npr_cuda_speedup']:.2f}x) | "
-            f"{c['compiled']['median_ms']:.3f} ({c['compiled']['npr_cuda_speedup']:.2f}x) |"
+            f"{peer(c, 'eager')} | {peer(c, 'compiled')} |"
         )
     return "\n".join(lines)
 
@@ -255,7 +270,7 @@ def main(argv=None):
     torch._dynamo.config.cache_size_limit = 256
     if hasattr(torch._dynamo.config, "recompile_limit"):
         torch._dynamo.config.recompile_limit = 256
-    compiled_official = torch.compile(official_npr, dynamic=False)
+    compiled_official = None if args.no_compiled else torch.compile(official_npr, dynamic=False)
 
     cases = []
     for device in devices:

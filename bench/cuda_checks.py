@@ -1,0 +1,190 @@
+"""The CUDA kernels checked on a GPU, step by step for bench/gpu_session.sh.
+
+    python bench/cuda_checks.py parity        # every instance: bitwise vs the CPU op, vs the official formula
+    python bench/cuda_checks.py launch-each   # each instance once, small (for compute-sanitizer)
+    python bench/cuda_checks.py large         # > 2^31 elements (64-bit indices): first and last rows
+    python bench/cuda_checks.py kernels       # kernel launches per call, from the profiler
+    python bench/cuda_checks.py slowest bench/out/*.json   # run the case slowest against clone (for ncu)
+
+The cases are tests/kernel_shapes.txt's, the list the host test of the kernel bodies runs
+(tests/cpp/test_cuda_bodies.cpp): between them they steer the launcher to every pack width and
+the element path, NCHW and channels_last. `--device cpu` runs the same code on the CPU, to try
+the script on a machine without a GPU. Exits 1 when a check fails.
+"""
+
+import argparse
+import json
+import math
+import os
+import sys
+
+import torch
+import torch.nn.functional as F
+
+import npr_cuda
+from npr_cuda.reference import official_npr
+
+DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
+SHAPES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "kernel_shapes.txt")
+
+
+def read_cases(path=SHAPES_FILE):
+    """(shape NCHW, channels_last, offset) for each line of tests/kernel_shapes.txt."""
+    cases = []
+    with open(path) as f:
+        for line in f:
+            if line.strip() and not line.startswith("#"):
+                n, c, h, w, layout, offset = line.split()
+                cases.append(((int(n), int(c), int(h), int(w)), layout == "nhwc", int(offset)))
+    return cases
+
+
+def make_input(shape, channels_last, offset, dtype, device, gen):
+    """Random values with NaN, +-Inf and -0 sprinkled in, `offset` elements into the storage."""
+    numel = math.prod(shape)
+    values = torch.randn(numel, generator=gen, dtype=torch.float64)
+    special = torch.tensor([math.nan, math.inf, -math.inf, -0.0, 0.0], dtype=torch.float64)
+    where = torch.rand(numel, generator=gen) < 0.125
+    values[where] = special[torch.randint(0, 5, (int(where.sum()),), generator=gen)]
+    storage = torch.empty(numel + offset, dtype=dtype, device=device)
+    flat = storage[offset:]
+    flat.copy_(values)
+    n, c, h, w = shape
+    return flat.view(n, h, w, c).permute(0, 3, 1, 2) if channels_last else flat.view(shape)
+
+
+def same_bits(actual, expected):
+    """(number of elements that differ bit for bit, of those how many only in a zero's sign);
+    NaN counts as equal to NaN."""
+    actual, expected = actual.cpu().contiguous(), expected.cpu().contiguous()
+    nan = expected.isnan()
+    bits = {2: torch.int16, 4: torch.int32, 8: torch.int64}[expected.element_size()]
+    differ = (actual.masked_fill(nan, 0).view(bits) != expected.masked_fill(nan, 0).view(bits)) | (
+        actual.isnan() != nan
+    )
+    zero_sign = differ & (actual == 0) & (expected == 0)
+    return int(differ.sum()), int(zero_sign.sum())
+
+
+def official_values(x):
+    """The official formula per (H, W) plane, zero-padded to even sizes and cropped back."""
+    height, width = x.shape[-2:]
+    planes = x.reshape(-1, 1, height, width)
+    return official_npr(F.pad(planes, (0, width % 2, 0, height % 2)))[..., :height, :width].reshape(x.shape)
+
+
+def official_gradient(x, grad):
+    leaf = x.detach().requires_grad_(True)
+    return torch.autograd.grad(official_values(leaf), leaf, grad)[0]
+
+
+class Report:
+    def __init__(self):
+        self.failures = 0
+
+    def check(self, ok, what):
+        print(("ok      " if ok else "FAILED  ") + what, flush=True)
+        self.failures += not ok
+
+
+def parity(args, report, gen):
+    for shape, channels_last, offset in read_cases():
+        for dtype in DTYPES:
+            x = make_input(shape, channels_last, offset, dtype, args.device, gen)
+            name = f"{str(dtype)[6:]} {'x'.join(map(str, shape))} {'NHWC' if channels_last else 'NCHW'} +{offset}"
+            for op, reference in ((npr_cuda.npr, official_values), (npr_cuda.npr_backward, None)):
+                out = op(x)
+                differ, _ = same_bits(out, op(x.cpu()))
+                report.check(differ == 0, f"{op.__name__} {name}: bitwise equal to the CPU op ({differ} differ)")
+                if args.launch_each_only:
+                    continue
+                if reference is not None:
+                    expected = reference(x)
+                else:
+                    expected = official_gradient(torch.zeros_like(x), x)
+                differ, zero_sign = same_bits(out, expected)
+                report.check(
+                    differ == zero_sign,
+                    f"{op.__name__} {name}: equal to the official formula's "
+                    f"{'values' if reference else 'autograd'} ({differ - zero_sign} differ, "
+                    f"{zero_sign} only in a zero's sign)",
+                )
+
+
+def large(args, report, gen):
+    """bfloat16, 2 x 32768 x 32770 = 2^31 + 131072 elements: the 64-bit index path."""
+    shape = (1, 2, 32768, 32770) if args.device != "cpu" else (1, 2, 64, 66)
+    x = torch.randn(shape, generator=gen).to(torch.bfloat16).to(args.device)
+    print(f"{math.prod(shape)} elements ({'more' if math.prod(shape) > 2**31 else 'fewer'} than 2^31)")
+    for op in (npr_cuda.npr, npr_cuda.npr_backward):
+        out = op(x)
+        for plane in (0, shape[1] - 1):
+            for rows in (slice(0, 4), slice(shape[2] - 4, shape[2])):
+                got = out[0, plane, rows]
+                expected = op(x[0, plane, rows].cpu())  # whole row pairs: the rule is local to them
+                differ, _ = same_bits(got, expected)
+                report.check(differ == 0, f"{op.__name__}: plane {plane}, rows {rows.start}-{rows.stop - 1} bitwise")
+        del out
+
+
+def kernels_per_call(args, report, gen):
+    activity = torch.profiler.ProfilerActivity.CUDA if args.device != "cpu" else torch.profiler.ProfilerActivity.CPU
+    for shape, channels_last, offset in read_cases():
+        x = make_input(shape, channels_last, offset, torch.float32, args.device, gen)
+        for op in (npr_cuda.npr, npr_cuda.npr_backward):
+            op(x)
+            with torch.profiler.profile(activities=[activity]) as prof:
+                op(x)
+                if args.device != "cpu":
+                    torch.cuda.synchronize()
+            if args.device != "cpu":
+                launched = [e.name for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA]
+            else:
+                launched = [e.name for e in prof.events() if e.name.startswith("npr_cuda::")]
+            report.check(len(launched) == 1, f"{op.__name__} {shape} {'NHWC' if channels_last else 'NCHW'}: {launched}")
+
+
+def slowest(args, report, gen):
+    """Runs, a few times, the npr_cuda case of bench_npr.py's JSON reports that is slowest
+    against clone: what ncu should look at."""
+    worst = None
+    for path in args.reports:
+        with open(path) as f:
+            report_json = json.load(f)
+        for row in report_json["rows"]:
+            if row["candidate"] == "npr_cuda" and (worst is None or row["x_clone"] > worst[0]["x_clone"]):
+                worst = (row, report_json["layout"])
+    if worst is None:
+        sys.exit("cuda_checks slowest: no npr_cuda rows in the reports")
+    row, layout = worst
+    print(f"slowest: {row['pass']} {row['dtype']} {row['shape']} {layout}: {row['x_clone']:.2f}x clone")
+    shape = tuple(int(n) for n in row["shape"].split("x"))
+    fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
+    x = torch.randn(shape, device=args.device).to(getattr(torch, row["dtype"])).contiguous(memory_format=fmt)
+    op = npr_cuda.npr if row["pass"] == "forward" else npr_cuda.npr_backward
+    for _ in range(5):
+        op(x)
+    if args.device != "cpu":
+        torch.cuda.synchronize()
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("check", choices=["parity", "launch-each", "large", "kernels", "slowest"])
+    parser.add_argument("reports", nargs="*", help="bench_npr.py JSON reports (slowest)")
+    parser.add_argument("--device", default="cuda")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_intermixed_args(argv)
+    args.launch_each_only = args.check == "launch-each"
+    if args.device != "cpu" and not (torch.cuda.is_available() and npr_cuda.cuda_kernels_built()):
+        sys.exit(f"cuda_checks: --device {args.device}: no GPU or no CUDA kernels ({npr_cuda.build_info()})")
+    gen = torch.Generator().manual_seed(args.seed)
+    report = Report()
+    checks = {"parity": parity, "launch-each": parity, "large": large, "kernels": kernels_per_call, "slowest": slowest}
+    checks[args.check](args, report, gen)
+    print(f"cuda_checks {args.check}: {report.failures} failed")
+    sys.exit(1 if report.failures else 0)
+
+
+if __name__ == "__main__":
+    main()
