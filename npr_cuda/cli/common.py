@@ -1,14 +1,22 @@
-"""What the command-line tools share: the parser, the common arguments, device resolution and
-the list of skipped files."""
+"""What the command-line tools share: the parser, the common arguments and their checks, device
+resolution, printing paths safely, and the list of skipped files.
+
+Exit status: 0 done, 1 the run failed (nothing readable, an error while running), 2 a bad
+argument (a value out of range, a missing or unreadable file), 130 / 143 stopped by Ctrl-C /
+SIGTERM (npr-train, after saving).
+"""
 
 import argparse
+import math
 import os
 import sys
-from typing import Optional
 
 import torch
 
+from ..detector.data import DEFAULT_MAX_PIXELS
 from ..detector.model import NPR_IMPLEMENTATIONS
+
+USAGE_ERROR = 2
 
 
 def new_parser(prog: str, doc: str) -> argparse.ArgumentParser:
@@ -19,10 +27,38 @@ def new_parser(prog: str, doc: str) -> argparse.ArgumentParser:
     )
 
 
+def number(kind, low=None, low_inclusive=True, high=None):
+    """An argparse type: a finite `kind` (int or float) within [low or (low, high]."""
+
+    def parse(text):
+        try:
+            value = kind(text)
+        except ValueError:
+            expected = "an integer" if kind is int else "a number"
+            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
+        if isinstance(value, float) and not math.isfinite(value):
+            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
+        if low is not None and (value < low or (value == low and not low_inclusive)):
+            bound = "at least" if low_inclusive else "more than"
+            raise argparse.ArgumentTypeError(f"expected {bound} {low}, got {text}")
+        if high is not None and value > high:
+            raise argparse.ArgumentTypeError(f"expected at most {high}, got {text}")
+        return value
+
+    return parse
+
+
+positive_int = number(int, 1)
+non_negative_int = number(int, 0)
+positive_float = number(float, 0, low_inclusive=False)
+probability = number(float, 0, high=1)
+
+
 def add_common_arguments(
-    parser: argparse.ArgumentParser, batch_size: int, batch_help: str, max_workers: Optional[int] = 8
+    parser: argparse.ArgumentParser, batch_size: int, batch_help: str, max_workers: int = 8, image_files: bool = True
 ) -> None:
-    """--device, --npr, --batch-size and --workers, with the tool's own defaults."""
+    """--device, --npr and --batch-size; for tools that read image files also --workers and
+    --max-pixels; with the tool's own defaults."""
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:N or auto (cuda if available; default)")
     parser.add_argument(
         "--npr",
@@ -30,10 +66,20 @@ def add_common_arguments(
         default="npr_cuda",
         help="NPR implementation inside the model: the fused op (default) or the official formula",
     )
-    parser.add_argument("--batch-size", type=int, default=batch_size, help=batch_help)
-    if max_workers is not None:
+    parser.add_argument("--batch-size", type=positive_int, default=batch_size, help=batch_help)
+    if image_files:
         parser.add_argument(
-            "--workers", type=int, default=min(max_workers, os.cpu_count() or 1), help="data loading processes"
+            "--workers",
+            type=non_negative_int,
+            default=min(max_workers, os.cpu_count() or 1),
+            help="data loading processes",
+        )
+        parser.add_argument(
+            "--max-pixels",
+            type=positive_int,
+            default=DEFAULT_MAX_PIXELS,
+            help=f"skip images with more pixels (default {DEFAULT_MAX_PIXELS}, 4096x4096): decompression bombs, "
+            "and the memory of native-size inference, a few hundred bytes a pixel",
         )
 
 
@@ -44,16 +90,28 @@ def resolve_device(name: str, prog: str) -> torch.device:
     try:
         device = torch.device(name)
     except RuntimeError as error:
-        sys.exit(f"{prog}: --device {name}: {error}")
+        usage_error(prog, f"--device {name}: {error}")
     if device.type == "cuda" and not torch.cuda.is_available():
-        sys.exit(f"{prog}: --device {name}: no CUDA GPU is visible")
+        usage_error(prog, f"--device {name}: no CUDA GPU is visible")
     return device
+
+
+def usage_error(prog: str, message: str):
+    """One line on stderr naming the tool, exit status 2."""
+    print(f"{prog}: {printable(message)}", file=sys.stderr)
+    raise SystemExit(USAGE_ERROR)
+
+
+def printable(text: str) -> str:
+    """`text` safe for any output encoding: a file name that is not valid UTF-8 (its bytes kept
+    as surrogates by Python) is printed with those bytes escaped, never an encoding error."""
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
 
 
 def report_failures(failures, stream=None) -> None:
     """Lists the images that were skipped, at the end of a run (on stderr by default)."""
     stream = stream or sys.stderr
     if failures:
-        print(f"skipped {len(failures)} unreadable image(s):", file=stream)
+        print(f"skipped {len(failures)} image(s):", file=stream)
         for failure in failures:
-            print(f"  {failure.path}: {failure.reason}", file=stream)
+            print(f"  {printable(failure.path)}: {printable(failure.reason)}", file=stream)

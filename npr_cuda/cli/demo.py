@@ -42,7 +42,7 @@ def parse_args(argv=None):
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--figure", default="npr_demo.png", help="where to write the PNG ('' for none)")
     parser.add_argument("--json", default=None, help="also write the results here")
-    add_common_arguments(parser, batch_size=32, batch_help="default 32", max_workers=None)
+    add_common_arguments(parser, batch_size=32, batch_help="default 32", image_files=False)
     args = parser.parse_args(argv)
     if args.size % 2 or args.size < 8:
         parser.error("--size must be even and at least 8")

@@ -17,15 +17,27 @@ from ..detector.data import IMAGE_EXTENSIONS, ImageDataset, Protocol, eval_trans
 from ..detector.metrics import THRESHOLD
 from ..detector.model import NPR_IMPLEMENTATIONS
 from ..detector.predict import predict
-from .common import add_common_arguments, new_parser, report_failures, resolve_device
+from .common import (
+    add_common_arguments,
+    new_parser,
+    positive_int,
+    printable,
+    report_failures,
+    resolve_device,
+    usage_error,
+)
 
 
 def parse_args(argv=None):
     parser = new_parser("npr-detect", __doc__)
     parser.add_argument("paths", nargs="+", help="image files and/or folders (searched recursively)")
     parser.add_argument("--weights", required=True, help="NPR.pth or an npr-train checkpoint")
-    parser.add_argument("--resize", type=int, default=None, metavar="N", help="resize to N x N first (official: 256)")
-    parser.add_argument("--crop", type=int, default=None, metavar="N", help="centre crop N x N (official: 224)")
+    parser.add_argument(
+        "--resize", type=positive_int, default=None, metavar="N", help="resize to N x N first (official: 256)"
+    )
+    parser.add_argument(
+        "--crop", type=positive_int, default=None, metavar="N", help="centre crop N x N (official: 224)"
+    )
     parser.add_argument("--jsonl", action="store_true", help="JSON lines: {path, prob_fake, label}")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_common_arguments(
@@ -43,7 +55,7 @@ def collect_images(paths):
         elif os.path.exists(path):
             images.append(path)
         else:
-            sys.exit(f"npr-detect: {path}: no such file or folder")
+            usage_error("npr-detect", f"{path}: no such file or folder")
     return images
 
 
@@ -51,28 +63,30 @@ def main(argv=None):
     args = parse_args(argv)
     images = collect_images(args.paths)
     if not images:
-        sys.exit(f"npr-detect: no images ({', '.join(IMAGE_EXTENSIONS)}) in {' '.join(args.paths)}")
+        usage_error("npr-detect", f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {' '.join(args.paths)}")
     device = resolve_device(args.device, "npr-detect")
     try:
         model = load_detector(args.weights, device, npr_impl=NPR_IMPLEMENTATIONS[args.npr])
     except (CheckpointError, FileNotFoundError) as error:
-        sys.exit(f"npr-detect: {error}")
+        usage_error("npr-detect", str(error))
     protocol = Protocol(
         resize=args.resize is not None,
         crop=args.crop is not None,
-        load_size=args.resize or 256,
-        crop_size=args.crop or 224,
+        load_size=256 if args.resize is None else args.resize,
+        crop_size=224 if args.crop is None else args.crop,
     )
-    dataset = ImageDataset([(path, -1) for path in images], eval_transform(protocol))
+    dataset = ImageDataset([(path, -1) for path in images], eval_transform(protocol), args.max_pixels)
     loader = make_loader(dataset, args.batch_size, args.workers, pin_memory=device.type == "cuda")
-    result = predict(model, loader, device, desc="npr-detect", progress=not args.quiet)
+    result = predict(
+        model, loader, device, desc="npr-detect", progress=not args.quiet, max_batch_pixels=args.max_pixels
+    )
     position = {path: i for i, path in enumerate(images)}  # batches group images by size: restore order
     for path, prob in sorted(zip(result.paths, result.probs), key=lambda item: position[item[0]]):
         label = "fake" if prob > THRESHOLD else "real"
         if args.jsonl:
             print(json.dumps({"path": path, "prob_fake": prob, "label": label}))
         else:
-            print(f"{path}\t{prob:.6f}\t{label}")
+            print(f"{printable(path)}\t{prob:.6f}\t{label}")
     report_failures(result.failures)
     if not result.probs:
         sys.exit(1)

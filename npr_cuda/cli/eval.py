@@ -31,7 +31,7 @@ from ..detector.data import (
 from ..detector.metrics import binary_metrics
 from ..detector.model import NPR_IMPLEMENTATIONS
 from ..detector.predict import predict
-from .common import add_common_arguments, new_parser, report_failures, resolve_device
+from .common import add_common_arguments, new_parser, printable, report_failures, resolve_device, usage_error
 
 COLUMNS = ["generator", "n", "acc", "ap", "real_acc", "fake_acc"]
 
@@ -55,22 +55,27 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def generator_folders(root):
-    """(name, folder) for each generator under root."""
-    if not os.path.isdir(root):
-        sys.exit(f"npr-eval: {root}: no such folder")
+def generators(root, skipped):
+    """(name, samples) for each generator under root that holds 0_real/1_fake images; the
+    folders that hold none are appended to `skipped` with the reason."""
     if has_label_folders(root):
-        return [(os.path.basename(os.path.normpath(root)), root)]
-    return [(name, os.path.join(root, name)) for name in subfolders(root)]
+        return [(os.path.basename(os.path.normpath(root)), real_fake_samples(root))]
+    found = []
+    for name in subfolders(root):
+        try:
+            found.append((name, real_fake_samples(os.path.join(root, name), skipped=skipped)))
+        except FileNotFoundError as error:
+            skipped.append(str(error))
+    return found
 
 
-def evaluate(model, root, protocol: Protocol, device, batch_size, workers, progress=True):
+def evaluate(model, generator_samples, protocol: Protocol, device, batch_size, workers, max_pixels, progress=True):
     """Rows of COLUMNS per generator plus the mean row, the failures, and the throughput."""
     rows, failures, images, seconds = [], [], 0, 0.0
-    for name, folder in generator_folders(root):
-        dataset = ImageDataset(real_fake_samples(folder), eval_transform(protocol))
+    for name, samples in generator_samples:
+        dataset = ImageDataset(samples, eval_transform(protocol), max_pixels)
         loader = make_loader(dataset, protocol.batch_size or batch_size, workers, pin_memory=device.type == "cuda")
-        result = predict(model, loader, device, desc=name, progress=progress)
+        result = predict(model, loader, device, desc=name, progress=progress, max_batch_pixels=max_pixels)
         failures += result.failures
         images += len(result.probs)
         seconds += result.seconds
@@ -90,7 +95,7 @@ def format_table(rows) -> str:
     lines = [f"{'generator':24} {'n':>7} {'acc':>6} {'ap':>6} {'real acc':>9} {'fake acc':>9}"]
     for row in rows:
         lines.append(
-            f"{row['generator']:24} {row['n']:7d} "
+            f"{printable(row['generator']):24} {row['n']:7d} "
             + " ".join(
                 f"{100 * row[key]:{width}.1f}"
                 for key, width in (("acc", 6), ("ap", 6), ("real_acc", 9), ("fake_acc", 9))
@@ -102,14 +107,26 @@ def format_table(rows) -> str:
 def main(argv=None):
     args = parse_args(argv)
     device = resolve_device(args.device, "npr-eval")
+    if not os.path.isdir(args.root):
+        usage_error("npr-eval", f"{args.root}: no such folder")
+    for output in (args.csv, args.json):  # checked now, not after the run
+        if output and not os.path.isdir(os.path.dirname(os.path.abspath(output))):
+            usage_error("npr-eval", f"{output}: its folder does not exist")
     try:
         model = load_detector(args.weights, device, npr_impl=NPR_IMPLEMENTATIONS[args.npr])
     except (CheckpointError, FileNotFoundError) as error:
-        sys.exit(f"npr-eval: {error}")
+        usage_error("npr-eval", str(error))
+    skipped = []
+    found = generators(args.root, skipped)
+    for reason in skipped:
+        print(f"npr-eval: skipping {printable(reason)}", file=sys.stderr)
+    if not found:
+        print(f"npr-eval: {printable(args.root)}: no generator folder with 0_real/1_fake images in it", file=sys.stderr)
+        raise SystemExit(1)
     protocol = PRESETS[args.preset]
-    rows, failures, rate = evaluate(model, args.root, protocol, device, args.batch_size, args.workers, not args.quiet)
-    if not rows:
-        sys.exit(f"npr-eval: {args.root}: no generator folders in it")
+    rows, failures, rate = evaluate(
+        model, found, protocol, device, args.batch_size, args.workers, args.max_pixels, not args.quiet
+    )
     print(f"preset {args.preset}: resize {protocol.resize}, crop {protocol.crop}; {device}; {rate:.1f} images/s")
     print(format_table(rows))
     if args.csv:

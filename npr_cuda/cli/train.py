@@ -15,17 +15,23 @@ import argparse
 import os
 import sys
 
+from ..detector.checkpoint import CheckpointError, CheckpointWriteError
 from ..detector.data import real_fake_samples
-from ..detector.training import Interrupted, TrainConfig, train
-from .common import add_common_arguments, new_parser, resolve_device
+from ..detector.training import ConfigError, Interrupted, TrainConfig, train
+from .common import add_common_arguments, new_parser, printable, resolve_device, usage_error
 
 
 def pair(kind):
+    """An argparse type: LOW,HIGH (their range is TrainConfig.validate's to check)."""
+
     def parse(text):
-        values = [kind(v) for v in text.split(",")]
-        if len(values) != 2 or values[0] > values[1]:
+        try:
+            values = tuple(kind(v) for v in text.split(","))
+        except ValueError:
+            values = ()
+        if len(values) != 2:
             raise argparse.ArgumentTypeError(f"expected LOW,HIGH, got {text!r}")
-        return tuple(values)
+        return values
 
     return parse
 
@@ -85,28 +91,46 @@ def config_from(args) -> TrainConfig:
         resume=args.resume,
         device=str(resolve_device(args.device, "npr-train")),
         npr=args.npr,
+        max_pixels=args.max_pixels,
         progress=not args.quiet,
     )
 
 
+def flag(error: ConfigError) -> str:
+    return f"--{error.field.replace('_', '-')}: {str(error).split(': ', 1)[1]}"
+
+
 def main(argv=None):
     args = parse_args(argv)
+    config = config_from(args)
+    try:
+        config.validate()  # every setting, before any data is read
+    except ConfigError as error:
+        usage_error("npr-train", flag(error))
     classes = [c for c in args.classes.split(",") if c]
+    skipped = []
     try:
-        train_samples = real_fake_samples(os.path.join(args.dataroot, args.train_split), classes)
+        train_samples = real_fake_samples(os.path.join(args.dataroot, args.train_split), classes, skipped)
         val_root = os.path.join(args.dataroot, args.val_split) if args.val_split else None
-        val_samples = real_fake_samples(val_root, classes) if val_root and os.path.isdir(val_root) else None
-    except FileNotFoundError as error:
-        sys.exit(f"npr-train: {error}")
+        val_samples = real_fake_samples(val_root, classes, skipped) if val_root and os.path.isdir(val_root) else None
+    except (FileNotFoundError, ValueError) as error:
+        usage_error("npr-train", str(error))
+    for reason in skipped:
+        print(f"npr-train: skipping {printable(reason)}", file=sys.stderr)
     if val_root and val_samples is None:
-        print(f"npr-train: {val_root} not found: training without validation", file=sys.stderr)
+        print(f"npr-train: {printable(val_root)} not found: training without validation", file=sys.stderr)
     try:
-        train(config_from(args), train_samples, val_samples)
-    except (ValueError, FileNotFoundError) as error:  # CheckpointError is a ValueError
-        sys.exit(f"npr-train: {error}")
+        train(config, train_samples, val_samples)
+    except ConfigError as error:
+        usage_error("npr-train", flag(error))
+    except (CheckpointError, FileNotFoundError) as error:  # --resume
+        usage_error("npr-train", str(error))
+    except CheckpointWriteError as error:
+        print(f"npr-train: {printable(str(error))}", file=sys.stderr)
+        raise SystemExit(1) from None
     except Interrupted as stop:
         print(f"npr-train: {stop}", file=sys.stderr)
-        sys.exit(130)
+        raise SystemExit(128 + stop.signum) from None  # the shell's convention: 130 for Ctrl-C, 143 for SIGTERM
 
 
 if __name__ == "__main__":

@@ -11,7 +11,9 @@ Every file is read with ``torch.load(weights_only=True)``: no arbitrary object i
 unpickled. A ``module.`` prefix (a model saved inside DataParallel or DDP) is removed.
 """
 
+import errno
 import os
+import shutil
 from dataclasses import dataclass, field
 from typing import Any, Dict, Optional
 
@@ -22,6 +24,7 @@ from .model import NPRResNet, npr_resnet50
 
 __all__ = [
     "CheckpointError",
+    "CheckpointWriteError",
     "TrainingState",
     "read_state_dict",
     "load_weights",
@@ -47,9 +50,10 @@ def _read(path: str) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # pickle, zip and weights_only errors all mean the same here
+        first_line = str(error).strip().splitlines()[0][:200] if str(error).strip() else ""
         raise CheckpointError(
             f"checkpoint {path}: not a PyTorch checkpoint of tensors that can be loaded safely "
-            f"(torch.load with weights_only=True failed: {type(error).__name__}: {error})"
+            f"(torch.load with weights_only=True failed: {type(error).__name__}: {first_line})"
         ) from error
 
 
@@ -76,7 +80,7 @@ def read_state_dict(path: str) -> StateDict:
 def load_weights(model: nn.Module, path: str, state: Optional[StateDict] = None) -> nn.Module:
     """Loads the checkpoint at ``path`` (or its already read ``state``) into ``model`` strictly;
     a mismatch raises :class:`CheckpointError` naming the missing, unexpected and wrongly
-    shaped entries."""
+    shaped entries, and those holding NaN or Inf (a diverged run: every output would be NaN)."""
     state = read_state_dict(path) if state is None else state
     expected = model.state_dict()
     missing = [k for k in expected if k not in state]
@@ -86,14 +90,20 @@ def load_weights(model: nn.Module, path: str, state: Optional[StateDict] = None)
         for k, v in expected.items()
         if k in state and state[k].shape != v.shape
     ]
-    if missing or unexpected or wrong_shape:
+    not_finite = [k for k, v in state.items() if v.is_floating_point() and not torch.isfinite(v).all()]
+    if missing or unexpected or wrong_shape or not_finite:
 
         def first(names):
             return ", ".join(names[:8]) + (f" and {len(names) - 8} more" if len(names) > 8 else "")
 
         problems = [
             f"{label} ({len(names)}): {first(names)}"
-            for label, names in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong_shape))
+            for label, names in (
+                ("missing", missing),
+                ("unexpected", unexpected),
+                ("wrong shape", wrong_shape),
+                ("NaN or Inf values", not_finite),
+            )
             if names
         ]
         raise CheckpointError(f"checkpoint {path} does not fit the NPR detector: " + "; ".join(problems))
@@ -106,9 +116,14 @@ def load_detector(path: str, device="cpu", **kwargs) -> NPRResNet:
     return load_weights(npr_resnet50(**kwargs), path).to(device).eval()
 
 
+class CheckpointWriteError(OSError):
+    """A checkpoint that could not be written (the previous one, if any, is kept)."""
+
+
 def save_atomically(obj, path: str) -> None:
     """torch.save to a temporary file in the same folder, flushed to disk, then renamed over
-    ``path``: an interruption leaves either the old file or the new one, never half of one."""
+    ``path``: an interruption or a failed write (a full disk) leaves the old file, never half of
+    one. A failed write raises CheckpointWriteError saying why, a full disk as such."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     tmp = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.tmp")
@@ -118,6 +133,15 @@ def save_atomically(obj, path: str) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except Exception as error:  # torch's writer reports a full disk as "unexpected pos" or similar
+        written = os.path.getsize(tmp) if os.path.exists(tmp) else 0
+        free = shutil.disk_usage(folder).free
+        if getattr(error, "errno", None) == errno.ENOSPC or free <= max(written, 1 << 20):
+            why = f"the disk is full ({free} bytes free in {folder})"
+        else:
+            why = f"{type(error).__name__}: {error}"
+        kept = "the previous checkpoint is kept" if os.path.exists(path) else "no checkpoint was written"
+        raise CheckpointWriteError(f"could not write checkpoint {path}: {why}; {kept}") from error
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -132,6 +156,7 @@ class TrainingState:
     scaler: Dict[str, Any] = field(default_factory=dict)
     epoch: int = 0  # epochs completed
     step: int = 0  # steps completed inside `epoch`
+    samples_done: int = 0  # images consumed inside `epoch`, all processes: where a resume starts
     total_steps: int = 0
     config: Dict[str, Any] = field(default_factory=dict)  # the run's settings, plain values only
 
@@ -145,6 +170,7 @@ def save_training_state(path: str, state: TrainingState) -> None:
             "scaler": state.scaler,
             "epoch": state.epoch,
             "step": state.step,
+            "samples_done": state.samples_done,
             "total_steps": state.total_steps,
             "config": state.config,
         },
@@ -158,12 +184,16 @@ def read_training_state(path: str) -> TrainingState:
     obj = _read(path)
     if not isinstance(obj, dict) or "optimizer" not in obj or "epoch" not in obj:
         raise CheckpointError(f"checkpoint {path}: not an npr-train checkpoint (needs model, optimizer, epoch)")
+    config = dict(obj.get("config") or obj.get("args") or {})
+    step = int(obj.get("step", 0))
     return TrainingState(
         model=_model_state(obj, path),
         optimizer=obj["optimizer"],
         scaler=obj.get("scaler") or {},
         epoch=int(obj["epoch"]),
-        step=int(obj.get("step", 0)),
+        step=step,
+        # checkpoints written before samples_done was kept: steps of the batch size they ran with
+        samples_done=int(obj.get("samples_done", step * config.get("batch_size", 0))),
         total_steps=int(obj.get("total_steps", 0)),
-        config=dict(obj.get("config") or obj.get("args") or {}),
+        config=config,
     )

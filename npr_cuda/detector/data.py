@@ -5,8 +5,10 @@ Folder layout (the official ``get_dataset``): images under ``root/0_real`` (labe
 under each subfolder of ``root`` (or those named in ``classes``), concatenated. Labels come from
 the folder names, not from their sorted order.
 
-Loading never stops a long run: a file that cannot be decoded (truncated, not an image) becomes a
-:class:`Failure` carrying its path and the reason, which the loaders pass on to be reported.
+Loading never stops a long run: a file that cannot be used (truncated, not an image, more pixels
+than ``max_pixels``, smaller than the detector's 2x2 minimum) becomes a :class:`Failure` carrying
+its path and the reason, which the loaders pass on to be reported. Folders are walked once each,
+symbolic links included (a link back up the tree is not followed twice).
 """
 
 import os
@@ -24,6 +26,19 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".gif")
 LABELS = {"0_real": 0, "1_fake": 1}
+# Images with more pixels are skipped unless the caller raises the limit: a decompression bomb
+# (a small file declaring a huge image) costs minutes and gigabytes, and native-size inference
+# needs a few hundred bytes per pixel (4096 x 4096 = 16.8 MP: about 5 GB).
+DEFAULT_MAX_PIXELS = 4096 * 4096
+MIN_SIDE = 2  # the detector's input, cropped to even sizes, must stay at least 2x2
+
+
+# Our limit (above) replaces Pillow's, which would warn, or refuse an image that a caller allowed.
+Image.MAX_IMAGE_PIXELS = None
+
+
+class ImageTooLarge(ValueError):
+    """An image with more pixels than the limit it is loaded with."""
 
 
 @dataclass(frozen=True)
@@ -64,9 +79,16 @@ def to_rgb(image: Image.Image) -> Image.Image:
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
-def load_rgb(path: str) -> Image.Image:
-    """The image at ``path`` as 8-bit RGB, fully decoded (a truncated file raises OSError)."""
+def load_rgb(path: str, max_pixels: Optional[int] = DEFAULT_MAX_PIXELS) -> Image.Image:
+    """The image at ``path`` as 8-bit RGB, fully decoded (a truncated file raises OSError). More
+    than ``max_pixels`` pixels (None: no limit) raises ImageTooLarge before anything is decoded."""
     with Image.open(path) as image:
+        width, height = image.size
+        if max_pixels is not None and width * height > max_pixels:
+            raise ImageTooLarge(
+                f"{width}x{height} = {width * height} pixels, more than the limit of {max_pixels} "
+                "(--max-pixels raises it)"
+            )
         image.load()
         return to_rgb(image)
 
@@ -76,10 +98,12 @@ def is_image_file(path: str) -> bool:
 
 
 def list_images(folder: str) -> List[str]:
-    """Image files under ``folder``, recursively, in sorted order."""
-    found = []
+    """Image files under ``folder``, recursively, in sorted order. Linked folders are followed,
+    but each real folder is walked once: a link loop (``self -> .``) adds nothing."""
+    found, walked = [], set()
     for directory, subdirs, files in os.walk(folder, followlinks=True):
-        subdirs.sort()
+        walked.add(os.path.realpath(directory))
+        subdirs[:] = sorted(d for d in subdirs if os.path.realpath(os.path.join(directory, d)) not in walked)
         found += [os.path.join(directory, name) for name in sorted(files) if is_image_file(name)]
     return found
 
@@ -94,23 +118,44 @@ def subfolders(folder: str) -> List[str]:
     return [name for name in sorted(os.listdir(folder)) if os.path.isdir(os.path.join(folder, name))]
 
 
-def real_fake_samples(root: str, classes: Optional[Sequence[str]] = None) -> List[Tuple[str, int]]:
-    """(path, label) for every image of a root in the official layout (see the module doc)."""
+def labelled_images(folder: str) -> List[Tuple[str, int]]:
+    """(path, label) for the images under folder/0_real and folder/1_fake."""
+    samples = []
+    for name, label in LABELS.items():
+        if os.path.isdir(os.path.join(folder, name)):
+            samples += [(path, label) for path in list_images(os.path.join(folder, name))]
+    return samples
+
+
+def real_fake_samples(
+    root: str, classes: Optional[Sequence[str]] = None, skipped: Optional[List[str]] = None
+) -> List[Tuple[str, int]]:
+    """(path, label) for every image of a root in the official layout (see the module doc).
+
+    A class folder named in ``classes`` must hold 0_real/1_fake images; so must ``root``. A
+    subfolder found on its own that holds none (``.ipynb_checkpoints``, notes, an empty class) is
+    left out and, if ``skipped`` is a list, appended to it with the reason."""
     if not os.path.isdir(root):
         raise FileNotFoundError(f"{root}: no such folder")
     if has_label_folders(root):
+        if classes:
+            raise ValueError(
+                f"{root} holds 0_real/1_fake itself, so it has no class folders to pick from (classes {list(classes)})"
+            )
         roots = [root]
     else:
         roots = [os.path.join(root, name) for name in (list(classes) if classes else subfolders(root))]
     samples = []
     for folder in roots:
-        label_dirs = [name for name in LABELS if os.path.isdir(os.path.join(folder, name))]
-        if not label_dirs:
-            raise FileNotFoundError(f"{folder}: expected a 0_real and/or 1_fake folder in it")
-        for name in label_dirs:
-            samples += [(path, LABELS[name]) for path in list_images(os.path.join(folder, name))]
+        found = labelled_images(folder) if os.path.isdir(folder) else []
+        if found:
+            samples += found
+        elif classes:
+            raise FileNotFoundError(f"{folder}: expected 0_real and/or 1_fake image folders in it")
+        elif skipped is not None:
+            skipped.append(f"{folder}: no images in 0_real/1_fake folders")
     if not samples:
-        raise FileNotFoundError(f"{root}: no images found under its 0_real/1_fake folders")
+        raise FileNotFoundError(f"{root}: no images found under 0_real/1_fake folders")
     return samples
 
 
@@ -129,12 +174,14 @@ class Failure:
 
 
 class ImageDataset(Dataset):
-    """(image tensor, label, path) for a list of (path, label); a Failure for a broken file.
-    Label -1 means unknown (images to classify)."""
+    """(image tensor, label, path) for a list of (path, label); a Failure for a file that cannot
+    be used (broken, more than ``max_pixels`` pixels, smaller than 2x2 once transformed). Label
+    -1 means unknown (images to classify)."""
 
-    def __init__(self, samples: Sequence[Tuple[str, int]], transform):
+    def __init__(self, samples: Sequence[Tuple[str, int]], transform, max_pixels: Optional[int] = DEFAULT_MAX_PIXELS):
         self.samples = list(samples)
         self.transform = transform
+        self.max_pixels = max_pixels
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -142,9 +189,12 @@ class ImageDataset(Dataset):
     def __getitem__(self, index: int):
         path, label = self.samples[index]
         try:
-            image = self.transform_image(load_rgb(path), index)
+            image = self.transform_image(load_rgb(path, self.max_pixels), index)
         except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as error:
             return Failure(path, f"{type(error).__name__}: {error}")
+        height, width = image.shape[-2:]
+        if height < MIN_SIDE or width < MIN_SIDE:
+            return Failure(path, f"too small for the detector: {width}x{height}, needs at least {MIN_SIDE}x{MIN_SIDE}")
         return image, label, path
 
     def transform_image(self, image: Image.Image, index: int) -> Tensor:

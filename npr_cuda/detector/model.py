@@ -73,6 +73,8 @@ class NPRResNet(nn.Module):
         return self.npr_impl(crop_to_even(x)) * 2.0 / 3.0
 
     def forward(self, x: Tensor) -> Tensor:
+        if x.dim() != 4 or x.shape[-2] < 2 or x.shape[-1] < 2:
+            raise ValueError(f"NPR detector: expected images (N, 3, H, W) with H, W >= 2, got shape {tuple(x.shape)}")
         x = self.conv1(self.features(x))
         x = self.maxpool(self.relu(self.bn1(x)))
         x = self.layer2(self.layer1(x))

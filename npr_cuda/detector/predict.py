@@ -8,7 +8,7 @@ import torch
 from torch import Tensor, nn
 from tqdm import tqdm
 
-from .data import Failure
+from .data import DEFAULT_MAX_PIXELS, Failure
 
 
 @dataclass
@@ -25,8 +25,12 @@ def fake_probabilities(model: nn.Module, images: Tensor) -> Tensor:
     return model(images).float().sigmoid().flatten()
 
 
-def predict(model, loader, device, desc: str = "predict", progress: bool = True) -> Predictions:
-    """Probabilities of fake for every image the loader yields (model in eval mode, no grad)."""
+def predict(
+    model, loader, device, desc: str = "predict", progress: bool = True, max_batch_pixels: int = DEFAULT_MAX_PIXELS
+) -> Predictions:
+    """Probabilities of fake for every image the loader yields (model in eval mode, no grad).
+    A forward pass sees at most ``max_batch_pixels`` pixels (or one image), which bounds the
+    memory of native-size inference on large images; the protocols' batches stay whole."""
     model.eval()
     out = Predictions()
     start = time.perf_counter()
@@ -34,8 +38,9 @@ def predict(model, loader, device, desc: str = "predict", progress: bool = True)
         for batch in tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False):
             out.failures += batch.failures
             for images, labels, paths in batch.groups:
-                images = images.to(device, non_blocking=True)
-                out.probs += fake_probabilities(model, images).tolist()
+                per_pass = max(1, max_batch_pixels // (images.shape[-2] * images.shape[-1]))
+                for chunk in images.split(per_pass):
+                    out.probs += fake_probabilities(model, chunk.to(device, non_blocking=True)).tolist()
                 out.labels += labels.tolist()
                 out.paths += paths
     if torch.device(device).type == "cuda":

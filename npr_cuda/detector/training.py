@@ -38,7 +38,7 @@ from torchvision.transforms import functional as TF
 from tqdm import tqdm
 
 from .checkpoint import TrainingState, load_weights, read_training_state, save_training_state
-from .data import IMAGENET_MEAN, IMAGENET_STD, ImageDataset, Protocol, eval_transform, make_loader
+from .data import DEFAULT_MAX_PIXELS, IMAGENET_MEAN, IMAGENET_STD, ImageDataset, Protocol, eval_transform, make_loader
 from .metrics import binary_metrics
 from .model import NPR_IMPLEMENTATIONS, npr_resnet50
 from .predict import predict
@@ -94,8 +94,10 @@ def sample_generator(seed: int, epoch: int, index: int) -> torch.Generator:
 class TrainDataset(ImageDataset):
     """ImageDataset whose augmentation is drawn from (seed, epoch, index); Failure if broken."""
 
-    def __init__(self, samples: Sequence[Tuple[str, int]], transform: TrainTransform, seed: int):
-        super().__init__(samples, transform)
+    def __init__(
+        self, samples: Sequence[Tuple[str, int]], max_pixels: Optional[int], transform: TrainTransform, seed: int
+    ):
+        super().__init__(samples, transform, max_pixels)
         self.seed, self.epoch = seed, 0
 
     def transform_image(self, image: Image.Image, index: int) -> torch.Tensor:
@@ -176,11 +178,14 @@ class StopRequests:
     acts at once. Under several processes every step agrees on stopping (any rank asked)."""
 
     def __init__(self, procs: "Processes"):
-        self.procs, self.reason, self.previous = procs, None, {}
+        self.procs, self.signum, self.previous, self.pid = procs, None, {}, os.getpid()
 
     def __enter__(self):
         for signum in (signal.SIGINT, signal.SIGTERM):
-            self.previous[signum] = signal.signal(signum, self.handle)
+            # A signal ignored at start stays ignored (the convention Python itself follows: a
+            # job started in the background of a script is not stopped by the terminal's Ctrl-C).
+            if signal.getsignal(signum) is not signal.SIG_IGN:
+                self.previous[signum] = signal.signal(signum, self.handle)
         return self
 
     def __exit__(self, *exc):
@@ -188,20 +193,21 @@ class StopRequests:
             signal.signal(signum, handler)
 
     def handle(self, signum, frame):
-        self.reason = signal.Signals(signum).name
+        if os.getpid() != self.pid:  # a data worker (forked with this handler): the main process decides
+            return
+        self.signum = signum
         signal.signal(signum, self.previous[signum])
         if self.procs.main:
-            print(
-                f"\ntraining: {self.reason}: stopping after this step ({self.reason} again to abort now)",
-                file=sys.stderr,
-            )
+            name = signal.Signals(signum).name
+            print(f"\ntraining: {name}: stopping after this step ({name} again to abort now)", file=sys.stderr)
 
     def requested(self) -> bool:
         if self.procs.world == 1:
-            return self.reason is not None
-        flag = torch.tensor([self.reason is not None], dtype=torch.int32, device=self.procs.device)
-        dist.all_reduce(flag)
-        return bool(flag.item())
+            return self.signum is not None
+        flag = torch.tensor([self.signum or 0], dtype=torch.int32, device=self.procs.device)
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)  # any rank's signal stops every rank
+        self.signum = self.signum or int(flag.item()) or None
+        return self.signum is not None
 
 
 # ------------------------------------------------------------------------------------ train
@@ -230,39 +236,77 @@ class TrainConfig:
     resume: Optional[str] = None  # a checkpoint to continue from
     device: str = "cpu"
     npr: str = "npr_cuda"  # a key of NPR_IMPLEMENTATIONS
+    max_pixels: Optional[int] = DEFAULT_MAX_PIXELS  # larger images are skipped
     progress: bool = True
 
     def validate(self) -> None:
-        """ValueError naming the first setting that cannot work."""
-        if self.amp not in AMP_DTYPES:
-            raise ValueError(f"amp must be one of {sorted(AMP_DTYPES)}, got {self.amp!r}")
-        if self.npr not in NPR_IMPLEMENTATIONS:
-            raise ValueError(f"npr must be one of {sorted(NPR_IMPLEMENTATIONS)}, got {self.npr!r}")
-        if torch.device(self.device).type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(f"device {self.device}: no CUDA GPU is visible")
+        """ConfigError naming the first setting that cannot work: everything is checked before
+        the first step, so that no run dies at the end of an epoch on a bad setting."""
+
+        def require(ok, field_name, expected):
+            if not ok:
+                raise ConfigError(field_name, f"expected {expected}, got {getattr(self, field_name)!r}")
+
+        def finite(value):
+            return isinstance(value, (int, float)) and math.isfinite(value)
+
+        require(not os.path.exists(self.output) or os.path.isdir(self.output), "output", "a folder, not a file")
+        require(self.batch_size >= 1, "batch_size", "at least 1")
+        require(finite(self.lr) and self.lr > 0, "lr", "a finite number above 0")
+        require(finite(self.beta1) and 0 <= self.beta1 < 1, "beta1", "a number in [0, 1)")
+        require(self.niter >= 1, "niter", "at least 1 epoch")
+        require(self.delr_freq >= 1, "delr_freq", "at least 1")
+        require(self.workers >= 0, "workers", "0 or more")
+        require(self.crop_size >= 2, "crop_size", "at least 2")
+        require(self.load_size >= self.crop_size, "load_size", f"at least crop_size ({self.crop_size})")
+        require(0 <= self.blur_prob <= 1, "blur_prob", "a probability in [0, 1]")
+        require(0 <= self.jpeg_prob <= 1, "jpeg_prob", "a probability in [0, 1]")
+        require(0 <= self.blur_sigma[0] <= self.blur_sigma[1], "blur_sigma", "0 <= LOW <= HIGH")
+        require(1 <= self.jpeg_quality[0] <= self.jpeg_quality[1] <= 100, "jpeg_quality", "1 <= LOW <= HIGH <= 100")
+        require(self.save_every >= 0, "save_every", "0 or more")
+        require(self.max_pixels is None or self.max_pixels >= 1, "max_pixels", "at least 1")
+        require(self.amp in AMP_DTYPES, "amp", f"one of {sorted(AMP_DTYPES)}")
+        require(self.npr in NPR_IMPLEMENTATIONS, "npr", f"one of {sorted(NPR_IMPLEMENTATIONS)}")
+        require(torch.device(self.device).type != "cuda" or torch.cuda.is_available(), "device", "a visible GPU")
+
+
+class ConfigError(ValueError):
+    """A TrainConfig setting that cannot work; `field` names it."""
+
+    def __init__(self, field_name: str, message: str):
+        super().__init__(f"{field_name}: {message}")
+        self.field = field_name
 
 
 AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class Interrupted(Exception):
-    """Training stopped on a signal after its checkpoint was written."""
+    """Training stopped on a signal after its checkpoint was written; `signum` says which."""
 
-    def __init__(self, signal_name: str, epoch: int, step: int, checkpoint_path: str):
+    def __init__(self, signum: int, epoch: int, step: int, checkpoint_path: str):
         super().__init__(
-            f"{signal_name}: stopped at epoch {epoch + 1}, step {step}; resume with --resume {checkpoint_path}"
+            f"{signal.Signals(signum).name}: stopped at epoch {epoch + 1}, step {step}; "
+            f"resume with --resume {checkpoint_path}"
         )
-        self.signal_name, self.checkpoint_path = signal_name, checkpoint_path
+        self.signum, self.checkpoint_path = signum, checkpoint_path
 
 
 def train(
     config: TrainConfig, train_samples: List[Tuple[str, int]], val_samples: Optional[List[Tuple[str, int]]]
 ) -> dict:
-    """Runs the recipe; returns the last epoch's log record."""
+    """Runs the recipe; returns the last epoch's log record. Every setting, the data's size and
+    the checkpoint to resume from are checked before the first step (ValueError, CheckpointError,
+    FileNotFoundError)."""
     config.validate()
     procs = Processes(torch.device(config.device))
     if config.batch_size % procs.world:
-        raise ValueError(f"batch size {config.batch_size} must be divisible by the {procs.world} processes")
+        raise ConfigError("batch_size", f"{config.batch_size} is not divisible by the {procs.world} processes")
+    per_process = config.batch_size // procs.world
+    if len(train_samples) // procs.world // per_process == 0:
+        raise ConfigError(
+            "batch_size", f"{config.batch_size} is more than the {len(train_samples)} training images: no full batch"
+        )
     device = procs.device
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     torch.manual_seed(config.seed)  # the initial weights
@@ -271,17 +315,28 @@ def train(
     amp_dtype = AMP_DTYPES[config.amp]
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16)
     checkpoint_path = os.path.join(config.output, "last.pth")
-    epoch, step_in_epoch, total_steps = 0, 0, 0
+    # The position in the epoch is counted in images, so a run resumed with another batch size
+    # (or number of processes) skips exactly the images already trained on.
+    epoch, samples_done, total_steps = 0, 0, 0
     if config.resume:
         resumed = read_training_state(config.resume)
         load_weights(model, config.resume, resumed.model)
         optimizer.load_state_dict(resumed.optimizer)
         scaler.load_state_dict(resumed.scaler)
-        epoch, step_in_epoch, total_steps = resumed.epoch, resumed.step, resumed.total_steps
+        epoch, samples_done, total_steps = resumed.epoch, resumed.samples_done, resumed.total_steps
+        if epoch >= config.niter:
+            raise ConfigError("niter", f"{config.niter}, but {config.resume} has completed {epoch} epochs already")
+        if samples_done % procs.world:
+            raise ConfigError(
+                "resume", f"{samples_done} images done in the epoch do not split over {procs.world} processes"
+            )
+    if procs.main:
+        os.makedirs(config.output, exist_ok=True)  # now, not at the first save
     ddp_model = DistributedDataParallel(model) if procs.world > 1 else model
 
     dataset = TrainDataset(
         train_samples,
+        config.max_pixels,
         TrainTransform(
             load_size=config.load_size,
             crop_size=config.crop_size,
@@ -296,18 +351,17 @@ def train(
     sampler = DistributedSampler(
         dataset, num_replicas=procs.world, rank=procs.rank, shuffle=True, seed=config.seed, drop_last=True
     )
-    per_process = config.batch_size // procs.world
     val_loader = None
     if val_samples and procs.main:
         val_protocol = Protocol(resize=True, crop=True, load_size=config.load_size, crop_size=config.crop_size)
         val_loader = make_loader(
-            ImageDataset(val_samples, eval_transform(val_protocol)),
+            ImageDataset(val_samples, eval_transform(val_protocol), config.max_pixels),
             config.batch_size,
             config.workers,
             pin_memory=device.type == "cuda",
         )
 
-    def checkpoint(epoch_done, step):
+    def checkpoint(epoch_done, samples_done):
         if procs.main:
             save_training_state(
                 checkpoint_path,
@@ -316,7 +370,8 @@ def train(
                     optimizer=optimizer.state_dict(),
                     scaler=scaler.state_dict(),
                     epoch=epoch_done,
-                    step=step,
+                    step=samples_done // config.batch_size,
+                    samples_done=samples_done,
                     total_steps=total_steps,
                     config=asdict(config),
                 ),
@@ -331,20 +386,20 @@ def train(
                 dataset,
                 per_process,
                 config.workers,
-                sampler=SkipFirst(sampler, step_in_epoch * per_process),
+                sampler=SkipFirst(sampler, samples_done // procs.world),
                 drop_last=True,
                 pin_memory=device.type == "cuda",
             )
             ddp_model.train()
-            losses, images_seen, failures = [], 0, []
+            losses, images_seen, failures = [], 0, []  # images_seen: trained on, in this process
             start = time.perf_counter()
             progress = tqdm(
                 loader,
                 desc=f"epoch {epoch + 1}/{config.niter}",
                 unit="batch",
                 disable=not procs.main or not config.progress,
-                initial=step_in_epoch,
-                total=step_in_epoch + len(loader),
+                initial=samples_done // config.batch_size,
+                total=samples_done // config.batch_size + len(loader),
             )
             stopping = False
             try:
@@ -355,25 +410,25 @@ def train(
                         labels = labels.to(device, non_blocking=True)
                         losses.append(train_step(ddp_model, optimizer, images, labels, scaler, amp_dtype))
                         images_seen += images.shape[0]
-                    step_in_epoch += 1
+                    samples_done += config.batch_size
                     total_steps += 1
                     rate = images_seen * procs.world / max(time.perf_counter() - start, 1e-9)
                     progress.set_postfix(loss=f"{losses[-1]:.4f}" if losses else "-", img_s=f"{rate:.1f}")
                     if config.save_every and total_steps % config.save_every == 0:
-                        checkpoint(epoch, step_in_epoch)
+                        checkpoint(epoch, samples_done)
                     if stop.requested():
                         stopping = True
                         break
             except RuntimeError:  # a Ctrl-C also stops the data workers, and the next fetch fails
-                if stop.reason is None:
+                if stop.signum is None:
                     raise
                 stopping = True
             finally:
                 progress.close()
             if stopping:
-                checkpoint(epoch, step_in_epoch)
+                checkpoint(epoch, samples_done)
                 procs.close()
-                raise Interrupted(stop.reason, epoch, step_in_epoch, checkpoint_path)
+                raise Interrupted(stop.signum, epoch, samples_done // config.batch_size, checkpoint_path)
             seconds = time.perf_counter() - start
             if epoch % config.delr_freq == 0 and epoch != 0:  # the official schedule: at the end of the epoch
                 for group in optimizer.param_groups:
@@ -382,6 +437,7 @@ def train(
                 "epoch": epoch + 1,
                 "lr": optimizer.param_groups[0]["lr"],
                 "steps": total_steps,
+                "images": images_seen * procs.world,  # trained on in this epoch (since a resume)
                 "train_loss": procs.mean(float(np.mean(losses)) if losses else math.nan),
                 "images_per_s": images_seen * procs.world / seconds if seconds else math.nan,
                 "skipped_images": [f.path for f in failures],
@@ -392,7 +448,7 @@ def train(
                 record.update(val_acc=metrics["acc"], val_ap=metrics["ap"])
             if device.type == "cuda":
                 record["peak_memory_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
-            epoch, step_in_epoch = epoch + 1, 0
+            epoch, samples_done = epoch + 1, 0
             checkpoint(epoch, 0)
             if procs.main:
                 with open(os.path.join(config.output, "log.jsonl"), "a") as log:

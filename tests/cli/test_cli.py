@@ -2,13 +2,16 @@
 
 import csv
 import json
+import os
 import shutil
 import subprocess
 import sys
 
 import pytest
 import torch
+from helpers.cli import exit_message
 from helpers.image_folders import make_generator_tree, write_broken_files, write_image
+from PIL import Image
 
 from npr_cuda.cli import detect as detect_cli
 from npr_cuda.cli import eval as eval_cli
@@ -66,7 +69,7 @@ def test_eval_table_csv_json_and_skipped_files(tmp_path, weights, capsys):
     assert [line.split()[0] for line in lines[2:]] == ["gan_a", "gan_b", "mean"]
     for name in broken:
         assert name in captured.err
-    assert "skipped 2 unreadable image(s)" in captured.err
+    assert "skipped 2 image(s)" in captured.err
 
     rows = {row["generator"]: row for row in csv.DictReader(open(out_csv))}
     for name in ("gan_a", "gan_b"):  # the metrics of the probabilities computed here, one image at a time
@@ -97,11 +100,11 @@ def test_eval_with_the_official_npr_gives_the_same_table(tmp_path, weights, caps
     assert tables[0] == tables[1] and tables[0][1].split()[0] == "only"
 
 
-def test_eval_rejects_a_wrong_checkpoint(tmp_path):
+def test_eval_rejects_a_wrong_checkpoint(tmp_path, capsys):
     bad = tmp_path / "bad.pth"
     bad.write_text("nope")
-    with pytest.raises(SystemExit, match="npr-eval: checkpoint .*bad.pth: not a PyTorch checkpoint"):
-        eval_cli.main([str(tmp_path), "--weights", str(bad), "--device", "cpu"])
+    argv = [str(tmp_path), "--weights", str(bad), "--device", "cpu"]
+    exit_message(capsys, 2, eval_cli.main, argv, "npr-eval: checkpoint .*bad.pth: not a PyTorch checkpoint")
 
 
 def test_detect_lines_in_input_order(tmp_path, weights, capsys):
@@ -133,13 +136,10 @@ def test_detect_jsonl_resize_and_crop(tmp_path, weights, capsys):
     assert record["prob_fake"] == pytest.approx(probability(weights, path, "val"), abs=1e-6)
 
 
-def test_detect_fails_when_nothing_is_readable(tmp_path, weights):
+def test_detect_fails_when_nothing_is_readable(tmp_path, weights, capsys):
     broken = write_broken_files(str(tmp_path / "b"))
-    with pytest.raises(SystemExit) as exit_info:
-        detect_cli.main(broken + ["--weights", weights, "--workers", "0", "--device", "cpu", "--quiet"])
-    assert exit_info.value.code == 1
-    with pytest.raises(SystemExit, match="no such file or folder"):
-        detect_cli.main([str(tmp_path / "absent.png"), "--weights", weights])
+    exit_message(capsys, 1, detect_cli.main, broken + ["--weights", weights, "--workers", "0", "--device", "cpu"])
+    exit_message(capsys, 2, detect_cli.main, [str(tmp_path / "absent.png"), "--weights", weights], "no such file")
 
 
 @pytest.mark.parametrize(
@@ -156,3 +156,101 @@ def test_console_scripts_and_python_m(tool, module):
     for command in ([tool, "--help"], [sys.executable, "-m", module, "--help"]):
         result = subprocess.run(command, capture_output=True, text=True)
         assert result.returncode == 0 and f"usage: {tool}" in result.stdout
+
+
+# ----------------------------------------------------- what real folders and users throw at them
+
+
+def test_detect_skips_images_too_small_and_keeps_the_others(tmp_path, weights, capsys):
+    good = write_image(str(tmp_path / "good.png"), size=(40, 40))
+    tiny = [write_image(str(tmp_path / f"tiny{w}x{h}.png"), size=(w, h)) for w, h in [(1, 1), (1, 40), (40, 1)]]
+    detect_cli.main([str(tmp_path), "--weights", weights, "--workers", "0", "--device", "cpu", "--quiet"])
+    captured = capsys.readouterr()
+    assert [line.split("\t")[0] for line in captured.out.splitlines()] == [good]
+    assert all(f"{path}: too small for the detector" in captured.err for path in tiny)
+
+
+def test_eval_gangen_preset_with_a_tiny_image(tmp_path, weights, capsys):
+    make_generator_tree(str(tmp_path / "set"), generators=("gan",), per_class=2)
+    write_image(str(tmp_path / "set" / "gan" / "1_fake" / "tiny.png"), size=(1, 40))
+    eval_cli.main([str(tmp_path / "set"), "--weights", weights, "--preset", "GANGen-Detection", "--workers", "0",
+                   "--device", "cpu", "--quiet"])  # fmt: skip
+    captured = capsys.readouterr()
+    assert "gan " in captured.out and "tiny.png: too small" in captured.err
+
+
+def test_eval_skips_stray_folders_and_still_writes_everything(tmp_path, weights, capsys):
+    root = tmp_path / "set"
+    make_generator_tree(str(root), generators=("gan_a", "gan_b"), per_class=2)
+    (root / ".ipynb_checkpoints").mkdir()
+    (root / "notes").mkdir()
+    (root / "notes" / "readme.txt").write_text("hi")
+    (root / "gan_c" / "0_real").mkdir(parents=True)  # a generator with nothing in it
+    out_csv = tmp_path / "t.csv"
+    argv = [str(root), "--weights", weights, "--workers", "0", "--device", "cpu", "--quiet", "--csv", str(out_csv)]
+    eval_cli.main(argv)
+    captured = capsys.readouterr()
+    assert [row["generator"] for row in csv.DictReader(open(out_csv))] == ["gan_a", "gan_b", "mean"]
+    assert all(f"skipping {root / name}" in captured.err for name in (".ipynb_checkpoints", "notes", "gan_c"))
+    empty = tmp_path / "empty"
+    (empty / "notes").mkdir(parents=True)
+    exit_message(capsys, 1, eval_cli.main, [str(empty), "--weights", weights, "--device", "cpu"], "no generator folder")
+
+
+def test_eval_checks_its_output_folders_before_the_run(tmp_path, weights, capsys):
+    argv = [str(tmp_path), "--weights", weights, "--device", "cpu", "--csv", str(tmp_path / "no" / "t.csv")]
+    exit_message(capsys, 2, eval_cli.main, argv, "its folder does not exist")
+
+
+def test_a_decompression_bomb_is_skipped_quickly(tmp_path, weights, capsys):
+    """A small PNG declaring 10000 x 10000 pixels: skipped before decoding, the rest kept."""
+    bomb = str(tmp_path / "bomb.png")
+    Image.new("1", (10000, 10000)).save(bomb)
+    assert os.path.getsize(bomb) < 200_000
+    good = write_image(str(tmp_path / "good.png"), size=(32, 32))
+    detect_cli.main([bomb, good, "--weights", weights, "--workers", "0", "--device", "cpu", "--quiet"])
+    captured = capsys.readouterr()
+    assert [line.split("\t")[0] for line in captured.out.splitlines()] == [good]
+    assert "bomb.png: ImageTooLarge: 10000x10000 = 100000000 pixels, more than the limit of 16777216" in captured.err
+    argv = [good, "--weights", weights, "--workers", "0", "--device", "cpu", "--max-pixels", "1023"]
+    exit_message(capsys, 1, detect_cli.main, argv, "more than the limit of 1023")
+
+
+def test_a_symlink_loop_does_not_multiply_images(tmp_path, weights, capsys):
+    root = tmp_path / "set"
+    make_generator_tree(str(root), generators=("gan",), per_class=1)
+    os.symlink(".", root / "gan" / "1_fake" / "self")
+    detect_cli.main([str(root), "--weights", weights, "--workers", "0", "--device", "cpu", "--quiet"])
+    assert len(capsys.readouterr().out.splitlines()) == 2
+
+
+@pytest.mark.parametrize(
+    "tool,argv",
+    [
+        (detect_cli, ["--batch-size", "0"]),
+        (detect_cli, ["--batch-size", "-1"]),
+        (detect_cli, ["--workers", "-1"]),
+        (detect_cli, ["--resize", "0"]),
+        (detect_cli, ["--crop", "-3"]),
+        (detect_cli, ["--max-pixels", "0"]),
+        (eval_cli, ["--batch-size", "0"]),
+        (eval_cli, ["--workers", "-1"]),
+    ],
+)
+def test_bad_numbers_are_usage_errors(tmp_path, weights, capsys, tool, argv):
+    exit_message(capsys, 2, tool.main, [str(tmp_path), "--weights", weights, *argv], "expected")
+
+
+def test_non_utf8_file_names_print_escaped(tmp_path, weights):
+    folder = os.fsencode(str(tmp_path))
+    name = os.path.join(folder, b"caf\xe9.png")
+    Image.new("RGB", (16, 16)).save(os.fsdecode(name))
+    broken = os.path.join(folder, b"bad\xff.png")
+    with open(broken, "wb") as f:
+        f.write(b"not a png")
+    env = {**os.environ, "PYTHONIOENCODING": "utf-8:strict"}
+    command = ["npr-detect", str(tmp_path), "--weights", weights, "--workers", "0", "--device", "cpu", "--quiet"]
+    result = subprocess.run(command, capture_output=True, env=env, timeout=300)
+    assert result.returncode == 0, result.stderr.decode(errors="replace")[-2000:]
+    assert "caf\\xe9.png\t" in result.stdout.decode("utf-8")
+    assert "bad\\xff.png: " in result.stderr.decode("utf-8")

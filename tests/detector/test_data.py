@@ -14,6 +14,7 @@ from npr_cuda.detector.data import (
     Failure,
     ImageDataset,
     eval_transform,
+    list_images,
     load_rgb,
     make_loader,
     real_fake_samples,
@@ -77,10 +78,61 @@ def test_class_folders_are_concatenated(tmp_path):
 
 def test_layout_errors_name_the_folder(tmp_path):
     (tmp_path / "car").mkdir()
-    with pytest.raises(FileNotFoundError, match="car: expected a 0_real and/or 1_fake folder"):
+    with pytest.raises(FileNotFoundError, match="no images found under 0_real/1_fake"):
         real_fake_samples(str(tmp_path))
+    with pytest.raises(FileNotFoundError, match="car: expected 0_real and/or 1_fake image folders"):
+        real_fake_samples(str(tmp_path), classes=["car"])
     with pytest.raises(FileNotFoundError, match="no such folder"):
         real_fake_samples(str(tmp_path / "absent"))
+
+
+def test_stray_subfolders_are_skipped_and_reported(tmp_path):
+    """.ipynb_checkpoints, a notes folder and a class with empty label folders hold no images:
+    left out and reported, the real classes kept."""
+    write_image(str(tmp_path / "car" / "0_real" / "a.png"))
+    (tmp_path / ".ipynb_checkpoints").mkdir()
+    (tmp_path / "notes").mkdir()
+    (tmp_path / "notes" / "readme.txt").write_text("hello")
+    (tmp_path / "empty" / "0_real").mkdir(parents=True)
+    skipped = []
+    samples = real_fake_samples(str(tmp_path), skipped=skipped)
+    assert [os.path.relpath(path, tmp_path) for path, _ in samples] == ["car/0_real/a.png"]
+    assert sorted(os.path.basename(reason.split(":")[0]) for reason in skipped) == [
+        ".ipynb_checkpoints",
+        "empty",
+        "notes",
+    ]
+
+
+def test_classes_with_label_folders_at_the_root_are_refused(tmp_path):
+    write_image(str(tmp_path / "0_real" / "a.png"))
+    with pytest.raises(ValueError, match="holds 0_real/1_fake itself"):
+        real_fake_samples(str(tmp_path), classes=["car", "dog"])
+
+
+def test_a_symlink_loop_is_walked_once(tmp_path):
+    write_image(str(tmp_path / "0_real" / "a.png"))
+    write_image(str(tmp_path / "0_real" / "sub" / "b.png"))
+    os.symlink(".", tmp_path / "0_real" / "self")
+    os.symlink("..", tmp_path / "0_real" / "sub" / "up")
+    assert [os.path.relpath(p, tmp_path) for p in list_images(str(tmp_path / "0_real"))] == [
+        "0_real/a.png",
+        "0_real/sub/b.png",
+    ]
+
+
+@pytest.mark.parametrize("size", [(1, 1), (1, 40), (40, 1)])
+def test_images_too_small_for_the_detector_are_failures(tmp_path, size):
+    path = write_image(str(tmp_path / "tiny.png"), size=size)
+    item = ImageDataset([(path, 0)], eval_transform(PRESETS["GANGen-Detection"]))[0]
+    assert isinstance(item, Failure) and "too small for the detector" in item.reason
+
+
+def test_more_pixels_than_the_limit_is_a_failure_before_decoding(tmp_path):
+    path = write_image(str(tmp_path / "big.png"), size=(64, 48))
+    item = ImageDataset([(path, 0)], eval_transform(PRESETS["GANGen-Detection"]), max_pixels=64 * 48 - 1)[0]
+    assert isinstance(item, Failure) and "64x48 = 3072 pixels, more than the limit of 3071" in item.reason
+    assert not isinstance(ImageDataset([(path, 0)], eval_transform(PRESETS["GANGen-Detection"]), 64 * 48)[0], Failure)
 
 
 @pytest.mark.parametrize(

@@ -7,16 +7,18 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
 import torch
+from helpers.cli import exit_message
 from PIL import Image
 
 import npr_cuda.detector.training as training
 from npr_cuda.cli import train as train_cli
-from npr_cuda.detector import load_detector, read_state_dict
-from npr_cuda.detector.checkpoint import save_atomically
+from npr_cuda.detector import load_detector, npr_resnet50, read_state_dict
 from npr_cuda.detector.training import decayed_lr
 
 
@@ -117,9 +119,12 @@ def test_interrupt_inside_an_epoch_saves_and_resume_continues_exactly(data, tmp_
         return real_loss(*args, **kwargs)
 
     monkeypatch.setattr(training.F, "binary_cross_entropy_with_logits", loss_with_a_signal)
+    handler_before = signal.getsignal(signum)  # SIG_IGN for SIGINT in a background job: kept so
+    if handler_before is signal.SIG_IGN:
+        pytest.skip(f"{signal.Signals(signum).name} is ignored in this process (test_an_ignored_sigint_stays_ignored)")
     with pytest.raises(SystemExit) as stopped:
         train_cli.main(train_args(data, interrupted, "--niter", "2", "--val-split", ""))
-    assert stopped.value.code == 130
+    assert stopped.value.code == 128 + signum  # 130 for Ctrl-C, 143 for SIGTERM
     saved = torch.load(interrupted / "last.pth", weights_only=True)
     assert (saved["epoch"], saved["step"]) == (1, 1)  # the step in flight was completed, then saved
     monkeypatch.setattr(training.F, "binary_cross_entropy_with_logits", real_loss)
@@ -127,7 +132,7 @@ def test_interrupt_inside_an_epoch_saves_and_resume_continues_exactly(data, tmp_
         train_args(data, interrupted, "--niter", "2", "--val-split", "", "--resume", str(interrupted / "last.pth"))
     )
     assert_same_weights(weights_of(straight), weights_of(interrupted))
-    assert signal.getsignal(signum) in (signal.default_int_handler, signal.SIG_DFL)  # handlers restored
+    assert signal.getsignal(signum) is handler_before  # the handler found before the run, restored
 
 
 def test_data_workers_do_not_change_the_result(data, tmp_path):
@@ -140,22 +145,25 @@ def test_data_workers_do_not_change_the_result(data, tmp_path):
     assert_same_weights(weights_of(tmp_path / "0"), weights_of(tmp_path / "2"))
 
 
-def test_atomic_write_keeps_the_previous_checkpoint_when_interrupted(tmp_path, monkeypatch):
-    path = str(tmp_path / "last.pth")
-    save_atomically({"model": {"w": torch.ones(3)}, "epoch": 1}, path)
-    real_save = torch.save
+def test_an_ignored_sigint_stays_ignored(data, tmp_path, monkeypatch):
+    """A job started in the background of a script has SIGINT ignored: training neither installs
+    its handler nor stops on it, and leaves it ignored."""
+    real_loss, calls = training.F.binary_cross_entropy_with_logits, []
 
-    def save_half_then_die(obj, f, *args, **kwargs):
-        f.write(b"PK\x03\x04 partial")
-        raise KeyboardInterrupt
+    def loss_with_a_signal(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            os.kill(os.getpid(), signal.SIGINT)
+        return real_loss(*args, **kwargs)
 
-    monkeypatch.setattr(torch, "save", save_half_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        save_atomically({"model": {"w": torch.zeros(3)}, "epoch": 2}, path)
-    monkeypatch.setattr(torch, "save", real_save)
-    kept = torch.load(path, weights_only=True)
-    assert kept["epoch"] == 1 and torch.equal(kept["model"]["w"], torch.ones(3))
-    assert os.listdir(tmp_path) == ["last.pth"]  # no temporary file left behind
+    monkeypatch.setattr(training.F, "binary_cross_entropy_with_logits", loss_with_a_signal)
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        train_cli.main(train_args(data, tmp_path, "--niter", "1", "--val-split", ""))
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert [r["epoch"] for r in log_of(tmp_path)] == [1]
 
 
 def test_two_processes_with_gloo(data, tmp_path):
@@ -184,11 +192,102 @@ def test_two_processes_with_gloo(data, tmp_path):
     assert log[-1]["steps"] == 4
 
 
-def test_bad_arguments(data, tmp_path):
-    with pytest.raises(SystemExit, match="no such folder"):
-        train_cli.main(train_args(tmp_path / "nowhere", tmp_path / "out"))
+def test_bad_arguments(data, tmp_path, capsys):
+    exit_message(capsys, 2, train_cli.main, train_args(tmp_path / "nowhere", tmp_path / "out"), "no such folder")
+    exit_message(capsys, 2, train_cli.main, train_args(data, tmp_path / "out", "--jpeg-quality", "90,30"), "LOW")
+
+
+@pytest.mark.parametrize(
+    "options,match",
+    [
+        (["--delr-freq", "0"], "--delr-freq: expected at least 1"),
+        (["--niter", "0"], "--niter: expected at least 1 epoch"),
+        (["--lr", "-1"], "--lr: expected a finite number above 0"),
+        (["--lr", "nan"], "--lr: expected a finite number above 0"),
+        (["--batch-size", "0"], "--batch-size: .*expected at least 1"),
+        (["--batch-size", "-1"], "--batch-size: .*expected at least 1"),
+        (["--workers", "-1"], "--workers: .*expected at least 0"),
+        (["--load-size", "16"], "--load-size: expected at least crop_size"),
+        (["--blur-prob", "2"], "--blur-prob: expected a probability"),
+        (["--save-every", "-5"], "--save-every: expected 0 or more"),
+        (["--batch-size", "64"], "--batch-size: 64 is more than the 16 training images"),
+        (["--classes", "car,dog"], "holds 0_real/1_fake itself"),
+    ],
+)
+def test_bad_settings_are_refused_before_the_first_step(data, tmp_path, capsys, options, match):
+    output = tmp_path / "out"
+    exit_message(capsys, 2, train_cli.main, train_args(data, output, *options), match)
+    assert not os.path.exists(output / "log.jsonl") and not os.path.exists(output / "last.pth")
+
+
+def test_output_that_is_a_file_is_refused_at_once(data, tmp_path, capsys):
+    (tmp_path / "out").write_text("a file")
+    exit_message(capsys, 2, train_cli.main, train_args(data, tmp_path / "out"), "--output: expected a folder")
+
+
+@pytest.mark.parametrize("kind", ["missing", "folder", "truncated", "text", "weights only"])
+def test_bad_resume_files_are_one_line_naming_the_file(data, tmp_path, capsys, kind):
+    path = tmp_path / "resume.pth"
+    if kind == "folder":
+        path.mkdir()
+    elif kind == "truncated":
+        train_cli.main(train_args(data, tmp_path / "run", "--niter", "1", "--val-split", ""))
+        whole = (tmp_path / "run" / "last.pth").read_bytes()
+        path.write_bytes(whole[: len(whole) // 2])
+    elif kind == "text":
+        path.write_text("hello")
+    elif kind == "weights only":
+        torch.save(npr_resnet50().state_dict(), path)
+    argv = train_args(data, tmp_path / "out", "--resume", str(path))
+    exit_message(capsys, 2, train_cli.main, argv, f"npr-train: .*{path}")
+
+
+def test_resume_with_another_batch_size_skips_the_images_done(data, tmp_path, monkeypatch):
+    """Stopped after 3 steps of 4 images (12 of 16 done), resumed at batch 8: the 4 images left
+    make no full batch, so nothing more is trained in that epoch; counting in steps would have
+    skipped 3 x 8 = 24 images, and counting nothing, retrained 12."""
+    real_loss, calls = training.F.binary_cross_entropy_with_logits, []
+
+    def loss_with_a_signal(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 3:
+            os.kill(os.getpid(), signal.SIGTERM)
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(training.F, "binary_cross_entropy_with_logits", loss_with_a_signal)
+    args = train_args(data, tmp_path, "--niter", "2", "--val-split", "")
+    args[args.index("--batch-size") + 1] = "4"
     with pytest.raises(SystemExit):
-        train_cli.main(train_args(data, tmp_path / "out", "--jpeg-quality", "90,30"))
+        train_cli.main(args)
+    saved = torch.load(tmp_path / "last.pth", weights_only=True)
+    assert (saved["epoch"], saved["samples_done"]) == (0, 12)
+    monkeypatch.setattr(training.F, "binary_cross_entropy_with_logits", real_loss)
+    train_cli.main(
+        train_args(data, tmp_path, "--niter", "2", "--val-split", "", "--resume", str(tmp_path / "last.pth"))
+    )
+    log = log_of(tmp_path)
+    assert [(r["epoch"], r["images"]) for r in log] == [(1, 0), (2, 16)]
+
+
+def test_ctrl_c_to_the_process_group_stops_once(data, tmp_path):
+    """Ctrl-C in a terminal signals every process of the group, data workers included: one
+    message, a checkpoint, exit 130."""
+    command = [sys.executable, "-m", "npr_cuda.cli.train", *train_args(data, tmp_path, "--niter", "100")]
+    command[command.index("--workers") + 1] = "2"
+    command[command.index("--save-every") + 1] = "1"
+    process = subprocess.Popen(command, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not os.path.exists(tmp_path / "last.pth") and time.monotonic() < deadline:
+            time.sleep(0.2)
+        os.killpg(process.pid, signal.SIGINT)
+        _, err = process.communicate(timeout=120)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 130, err[-2000:]
+    assert err.count("stopping after this step") == 1, err[-2000:]
+    assert "resume with --resume" in err
 
 
 @pytest.mark.parametrize("options", [["--amp", "bf16"], ["--channels-last"], ["--npr", "official"]])
