@@ -74,6 +74,21 @@ def assert_same_weights(a, b):
         assert torch.equal(a[key], b[key]), key
 
 
+def signal_at_step(monkeypatch, signum, step):
+    """Makes training step number `step` (from 1, over the whole run) send `signum` to this
+    process while it computes the loss; returns the real loss function, to undo it with."""
+    real_loss, calls = training.F.binary_cross_entropy_with_logits, []
+
+    def loss_with_a_signal(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == step:
+            os.kill(os.getpid(), signum)
+        return real_loss(*args, **kwargs)
+
+    monkeypatch.setattr(training.F, "binary_cross_entropy_with_logits", loss_with_a_signal)
+    return real_loss
+
+
 @pytest.fixture(scope="module")
 def data(tmp_path_factory):
     return write_dataset(str(tmp_path_factory.mktemp("data")))
@@ -110,15 +125,7 @@ def test_interrupt_inside_an_epoch_saves_and_resume_continues_exactly(data, tmp_
     straight, interrupted = tmp_path / "straight", tmp_path / "interrupted"
     train_cli.main(train_args(data, straight, "--niter", "2", "--val-split", ""))
 
-    real_loss, calls = training.F.binary_cross_entropy_with_logits, []
-
-    def loss_with_a_signal(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:  # during step 1 of 2 of the second epoch
-            os.kill(os.getpid(), signum)
-        return real_loss(*args, **kwargs)
-
-    monkeypatch.setattr(training.F, "binary_cross_entropy_with_logits", loss_with_a_signal)
+    real_loss = signal_at_step(monkeypatch, signum, 3)  # during step 1 of 2 of the second epoch
     handler_before = signal.getsignal(signum)  # SIG_IGN for SIGINT in a background job: kept so
     if handler_before is signal.SIG_IGN:
         pytest.skip(f"{signal.Signals(signum).name} is ignored in this process (test_an_ignored_sigint_stays_ignored)")
@@ -148,15 +155,7 @@ def test_data_workers_do_not_change_the_result(data, tmp_path):
 def test_an_ignored_sigint_stays_ignored(data, tmp_path, monkeypatch):
     """A job started in the background of a script has SIGINT ignored: training neither installs
     its handler nor stops on it, and leaves it ignored."""
-    real_loss, calls = training.F.binary_cross_entropy_with_logits, []
-
-    def loss_with_a_signal(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 1:
-            os.kill(os.getpid(), signal.SIGINT)
-        return real_loss(*args, **kwargs)
-
-    monkeypatch.setattr(training.F, "binary_cross_entropy_with_logits", loss_with_a_signal)
+    signal_at_step(monkeypatch, signal.SIGINT, 1)
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         train_cli.main(train_args(data, tmp_path, "--niter", "1", "--val-split", ""))
@@ -246,15 +245,7 @@ def test_resume_with_another_batch_size_skips_the_images_done(data, tmp_path, mo
     """Stopped after 3 steps of 4 images (12 of 16 done), resumed at batch 8: the 4 images left
     make no full batch, so nothing more is trained in that epoch; counting in steps would have
     skipped 3 x 8 = 24 images, and counting nothing, retrained 12."""
-    real_loss, calls = training.F.binary_cross_entropy_with_logits, []
-
-    def loss_with_a_signal(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 3:
-            os.kill(os.getpid(), signal.SIGTERM)
-        return real_loss(*args, **kwargs)
-
-    monkeypatch.setattr(training.F, "binary_cross_entropy_with_logits", loss_with_a_signal)
+    real_loss = signal_at_step(monkeypatch, signal.SIGTERM, 3)
     args = train_args(data, tmp_path, "--niter", "2", "--val-split", "")
     args[args.index("--batch-size") + 1] = "4"
     with pytest.raises(SystemExit):
