@@ -1,18 +1,20 @@
 """npr-demo: the paper's phenomenon, offline, in a few minutes on a CPU.
 
     npr-demo                                   # train on transposed convolutions, test on all four
-    npr-demo --train-family bilinear --figure demo.png
+    npr-demo --train-family bilinear --seeds 5 --figure demo.png
 
 Real images are crops of photographs shipped with scikit-image and scikit-learn; fakes are the
 same kind of crops passed through small fixed CNN generators that end in a 2x up-sampler
-(nearest, bilinear, transposed convolution, pixel shuffle; see
-npr_cuda.detector.synthetic_fakes). The NPR detector
-is trained on one family and tested on all four, on crops of photographs it never saw. A PNG
-shows real and fake crops beside their NPR maps.
+(nearest, bilinear, transposed convolution, pixel shuffle; see npr_cuda.detector.synthetic_fakes),
+both cut from the interior of larger crops so that no generator's padding frames them. The NPR
+detector is trained on one family and tested on all four, on crops of photographs it never saw,
+once per seed (crops, initial weights, order); the table gives the mean and the range over the
+seeds. A PNG shows real and fake crops beside their NPR maps.
 """
 
 import json
 import math
+import statistics
 import sys
 import time
 
@@ -24,7 +26,10 @@ from ..detector.model import NPR_IMPLEMENTATIONS, npr_resnet50
 from ..detector.predict import fake_probabilities
 from ..detector.synthetic_fakes import FAMILIES, TEST_PHOTOS, TRAIN_PHOTOS, figure, labelled, make_split
 from ..detector.training import train_step
-from .common import add_common_arguments, new_parser, resolve_device
+from .common import add_common_arguments, new_parser, positive_int, resolve_device
+
+METRICS = ["acc", "ap", "real_acc", "fake_acc"]
+TEST_SEED_OFFSET = 10_000  # the test crops of seed s are drawn with s + this: never a training seed
 
 
 def parse_args(argv=None):
@@ -35,11 +40,12 @@ def parse_args(argv=None):
         default="transposed_conv",
         help="the up-sampler the detector learns (default transposed_conv, as in ProGAN-like generators)",
     )
-    parser.add_argument("--crops", type=int, default=40, help="crops per photograph (default 40)")
+    parser.add_argument("--crops", type=positive_int, default=40, help="crops per photograph (default 40)")
     parser.add_argument("--size", type=int, default=64, help="crop side (even; default 64)")
-    parser.add_argument("--epochs", type=int, default=6)
+    parser.add_argument("--epochs", type=positive_int, default=6)
     parser.add_argument("--lr", type=float, default=2e-4, help="the official 2e-4")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", type=positive_int, default=3, help="runs, one per seed (default 3)")
+    parser.add_argument("--seed", type=int, default=0, help="the first seed (default 0)")
     parser.add_argument("--figure", default="npr_demo.png", help="where to write the PNG ('' for none)")
     parser.add_argument("--json", default=None, help="also write the results here")
     add_common_arguments(parser, batch_size=32, batch_help="default 32", image_files=False)
@@ -49,47 +55,31 @@ def parse_args(argv=None):
     return args
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    device = resolve_device(args.device, "npr-demo")
-    started = time.perf_counter()
-    print(
-        f"npr-demo: {args.crops} crops of {args.size}x{args.size} from each of {len(TRAIN_PHOTOS)} training and "
-        f"{len(TEST_PHOTOS)} test photographs; fakes from {len(FAMILIES)} up-sampler families",
-        file=sys.stderr,
-    )
-    train_split = make_split(TRAIN_PHOTOS, args.crops, args.size, seed=args.seed)
-    test_split = make_split(TEST_PHOTOS, args.crops, args.size, seed=args.seed + 1)
-    if args.figure:
+def run_seed(args, seed, device, progress) -> list:
+    """Trains a detector on `seed`'s crops of the training photos; its rows on the test photos."""
+    train_split = make_split(TRAIN_PHOTOS, args.crops, args.size, seed=seed)
+    test_split = make_split(TEST_PHOTOS, args.crops, args.size, seed=TEST_SEED_OFFSET + seed)
+    if args.figure and seed == args.seed:
         figure(test_split, args.figure)
         print(f"npr-demo: wrote {args.figure}", file=sys.stderr)
-
-    torch.manual_seed(args.seed)
+    torch.manual_seed(seed)
     model = npr_resnet50(npr_impl=NPR_IMPLEMENTATIONS[args.npr]).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.999))
     images, labels = labelled(train_split, [args.train_family])
     steps_per_epoch = math.ceil(len(labels) / args.batch_size)
-    order_gen = torch.Generator().manual_seed(args.seed)
+    order_gen = torch.Generator().manual_seed(seed)
     model.train()
-    progress = tqdm(
-        total=args.epochs * steps_per_epoch, desc=f"train on {args.train_family}", unit="step", file=sys.stderr
-    )
     for epoch in range(args.epochs):
         order = torch.randperm(len(labels), generator=order_gen)
         for step in range(steps_per_epoch):
             batch = order[step * args.batch_size : (step + 1) * args.batch_size]
             loss = train_step(model, optimizer, images[batch].to(device), labels[batch].to(device))
             progress.update()
-            progress.set_postfix(epoch=epoch + 1, loss=f"{loss:.4f}")
-            if epoch == 0 and step == 1:  # the first step warms up; the second is a fair sample
+            progress.set_postfix(seed=seed, epoch=epoch + 1, loss=f"{loss:.4f}")
+            if progress.n == 2:  # the first step warms up; the second is a fair sample
                 per_step = progress.format_dict["elapsed"] / 2
-                print(
-                    f"\nnpr-demo: {args.epochs * steps_per_epoch} training steps, about "
-                    f"{per_step * args.epochs * steps_per_epoch:.0f} s",
-                    file=sys.stderr,
-                )
-    progress.close()
-
+                print(f"\nnpr-demo: {progress.total} training steps, about {per_step * progress.total:.0f} s",
+                      file=sys.stderr)  # fmt: skip
     model.eval()
     rows = []
     with torch.inference_mode():
@@ -105,21 +95,58 @@ def main(argv=None):
                     **binary_metrics(test_labels.long().tolist(), probs.tolist()),
                 }
             )
+    return rows
+
+
+def summarise(per_seed) -> list:
+    """Per family: mean, min and max over the seeds of each metric (NaN-free seeds only)."""
+    summary = []
+    for index, family in enumerate(FAMILIES):
+        row = {"family": family, "trained_on": per_seed[0]["rows"][index]["trained_on"], "seeds": len(per_seed)}
+        for key in METRICS:
+            values = [run["rows"][index][key] for run in per_seed if not math.isnan(run["rows"][index][key])]
+            row[key] = {"mean": statistics.fmean(values), "min": min(values), "max": max(values)} if values else None
+        summary.append(row)
+    return summary
+
+
+def format_summary(summary) -> str:
+    def cell(stat):
+        return f"{100 * stat['mean']:5.1f} [{100 * stat['min']:5.1f}-{100 * stat['max']:5.1f}]" if stat else "-"
+
+    lines = [f"{'up-sampler':16} " + " ".join(f"{name:>19}" for name in ("acc", "AP", "real acc", "fake acc"))]
+    for row in summary:
+        mark = " (trained on)" if row["trained_on"] else ""
+        lines.append(f"{row['family']:16} " + " ".join(f"{cell(row[key]):>19}" for key in METRICS) + mark)
+    return "\n".join(lines)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    device = resolve_device(args.device, "npr-demo")
+    started = time.perf_counter()
+    seeds = list(range(args.seed, args.seed + args.seeds))
+    print(
+        f"npr-demo: {args.crops} crops of {args.size}x{args.size} from each of {len(TRAIN_PHOTOS)} training and "
+        f"{len(TEST_PHOTOS)} test photographs; fakes from {len(FAMILIES)} up-sampler families; seeds {seeds}",
+        file=sys.stderr,
+    )
+    steps_per_seed = args.epochs * math.ceil(2 * args.crops * len(TRAIN_PHOTOS) / args.batch_size)
+    progress = tqdm(total=len(seeds) * steps_per_seed, desc=f"train on {args.train_family}", unit="step",
+                    file=sys.stderr)  # fmt: skip
+    per_seed = [{"seed": seed, "rows": run_seed(args, seed, device, progress)} for seed in seeds]
+    progress.close()
+    summary = summarise(per_seed)
     print(
         f"\nNPR detector trained on {args.train_family} up-sampling, tested on unseen photographs "
-        f"({len(test_split['real'])} real and {len(test_split['real'])} fake crops per family):"
+        f"({args.crops * len(TEST_PHOTOS)} real and as many fake crops per family); "
+        f"mean [min-max] over {len(seeds)} seed(s):"
     )
-    print(f"{'up-sampler':18} {'acc':>6} {'AP':>6} {'real acc':>9} {'fake acc':>9}")
-    for row in rows:
-        mark = " (trained on)" if row["trained_on"] else ""
-        print(
-            f"{row['family']:18} {100 * row['acc']:6.1f} {100 * row['ap']:6.1f} {100 * row['real_acc']:9.1f} "
-            f"{100 * row['fake_acc']:9.1f}{mark}"
-        )
+    print(format_summary(summary))
     print(f"({time.perf_counter() - started:.0f} s on {device})")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump({"args": {k: v for k, v in vars(args).items()}, "rows": rows}, f, indent=1)
+            json.dump({"args": vars(args), "summary": summary, "per_seed": per_seed}, f, indent=1)
 
 
 if __name__ == "__main__":

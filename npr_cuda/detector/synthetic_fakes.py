@@ -115,19 +115,31 @@ class UpsamplingGenerator(nn.Module):
         return torch.round(x.clamp(0, 1) * 255) / 255
 
 
+# Pixels cut from each side of a generated image: the generators' convolutions zero-pad, which
+# darkens a frame a few pixels wide (its |NPR| would be a bright border that a detector can learn
+# instead of the up-sampling lattice). Even, so that the kept interior keeps the 2x2 grid.
+MARGIN = 8
+
+
+def interior(images: Tensor, margin: int = MARGIN) -> Tensor:
+    return images[..., margin:-margin, margin:-margin]
+
+
 def make_split(photos: List[str], crops_per_photo: int, size: int, seed: int) -> Dict[str, Tensor]:
-    """{'real': crops, family: fakes...}, [0, 1] images; every family fakes its own fresh crops.
-    `seed` draws the crops; each family's generator is the same fixed one in every split."""
+    """{'real': crops, family: fakes...}, [0, 1] images of size x size; every family fakes its
+    own fresh crops. Everything is cut, as the interior, from a crop MARGIN pixels larger on each
+    side (generated first, for the fakes), so that reals and fakes are framed alike. `seed` draws
+    the crops; each family's generator is the same fixed one in every split."""
     rng = np.random.default_rng(seed)
     images = {name: load_photo(name) for name in photos}
 
     def crops():
-        return torch.cat([random_crops(images[name], crops_per_photo, size, rng) for name in photos])
+        return torch.cat([random_crops(images[name], crops_per_photo, size + 2 * MARGIN, rng) for name in photos])
 
-    split = {"real": crops()}
+    split = {"real": interior(crops())}
     with torch.no_grad():
         for index, family in enumerate(FAMILIES):
-            split[family] = UpsamplingGenerator(family, seed=index)(crops())
+            split[family] = interior(UpsamplingGenerator(family, seed=index)(crops()))
     return split
 
 
