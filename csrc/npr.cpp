@@ -27,6 +27,16 @@ void check_input(const at::Tensor& x, const char* op_name) {
                    x.scalar_type());
 }
 
+Window check_window(at::IntArrayRef window, at::IntArrayRef anchor, const char* op_name) {
+  TORCH_CHECK_VALUE(window.size() == 2 && window[0] >= 1 && window[1] >= 1, op_name,
+                    ": expected a window of at least 1 x 1 pixels, (rows, columns), got ", window);
+  TORCH_CHECK_VALUE(
+      anchor.size() == 2 && anchor[0] >= 0 && anchor[1] >= 0 && anchor[0] < window[0] && anchor[1] < window[1], op_name,
+      ": expected an anchor (row, column) inside the ", window[0], " x ", window[1],
+      " window, 0 <= anchor < window, got ", anchor);
+  return {window[0], window[1], anchor[0], anchor[1]};
+}
+
 PlaneLayout prepare_planes(const at::Tensor& x, const char* op_name) {
   check_input(x, op_name);
 
@@ -62,14 +72,15 @@ namespace {
 }  // namespace
 
 TORCH_LIBRARY(npr_cuda, m) {
-  m.def("npr(Tensor x) -> Tensor");
-  m.def("npr_backward(Tensor grad) -> Tensor");
+  m.def("npr(Tensor x, int[2] window=[2, 2], int[2] anchor=[0, 0]) -> Tensor");
+  m.def("npr_backward(Tensor grad, int[2] window=[2, 2], int[2] anchor=[0, 0]) -> Tensor");
 }
 
 #if !NPR_BUILD_CUDA
 TORCH_LIBRARY_IMPL(npr_cuda, CUDA, m) {
-  m.impl("npr", [](const at::Tensor&) -> at::Tensor { cuda_not_built("npr"); });
-  m.impl("npr_backward", [](const at::Tensor&) -> at::Tensor { cuda_not_built("npr_backward"); });
+  m.impl("npr", [](const at::Tensor&, at::IntArrayRef, at::IntArrayRef) -> at::Tensor { cuda_not_built("npr"); });
+  m.impl("npr_backward",
+         [](const at::Tensor&, at::IntArrayRef, at::IntArrayRef) -> at::Tensor { cuda_not_built("npr_backward"); });
 }
 #endif
 

@@ -4,6 +4,8 @@
 
 #include <ATen/core/Tensor.h>
 
+#include "npr_rule.h"
+
 // NPR_BUILD_CUDA: 1 in a build with the CUDA kernels (set by setup.py and CMakeLists.txt, which
 // take the same name as their switch), else 0.
 #ifndef NPR_BUILD_CUDA
@@ -33,6 +35,10 @@ struct PlaneLayout {
 // fake ones (so that torch.compile rejects a bad input when it traces): at least 2 dimensions
 // and a floating dtype. Raises ValueError / TypeError (in Python) naming `op_name`.
 void check_input(const at::Tensor& x, const char* op_name);
+
+// The window and anchor arguments of both ops, checked: two values each, window >= 1,
+// 0 <= anchor < window; ValueError (in Python) naming `op_name` otherwise.
+Window check_window(at::IntArrayRef window, at::IntArrayRef anchor, const char* op_name);
 
 // Checks `x` for op `op_name` (check_input) and allocates the output. A tensor that is
 // neither NCHW-contiguous nor channels_last is made contiguous first.

@@ -15,11 +15,12 @@
 namespace npr_cuda {
 namespace {
 
-using OpHandle = c10::TypedOperatorHandle<at::Tensor(const at::Tensor&)>;
+using Signature = at::Tensor(const at::Tensor&, at::IntArrayRef, at::IntArrayRef);
+using OpHandle = c10::TypedOperatorHandle<Signature>;
 
 const OpHandle& op_handle(Pass pass) {
   static const auto find = [](const char* name) {
-    return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<at::Tensor(const at::Tensor&)>();
+    return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Signature>();
   };
   static const OpHandle npr = find("npr_cuda::npr");
   static const OpHandle npr_backward = find("npr_cuda::npr_backward");
@@ -30,21 +31,30 @@ template <Pass kPass>
 struct LinearOp : public torch::autograd::Function<LinearOp<kPass>> {
   static constexpr Pass kAdjoint = kPass == Pass::kForward ? Pass::kBackward : Pass::kForward;
 
-  static at::Tensor forward(torch::autograd::AutogradContext*, const at::Tensor& x) {
+  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, at::IntArrayRef window,
+                            at::IntArrayRef anchor) {
+    ctx->saved_data["window"] = window.vec();
+    ctx->saved_data["anchor"] = anchor.vec();
     const at::AutoDispatchBelowADInplaceOrView below_autograd;
-    return op_handle(kPass).call(x);
+    return op_handle(kPass).call(x, window, anchor);
   }
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext*,
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
-    return {op_handle(kAdjoint).call(grads[0])};
+    const auto window = ctx->saved_data["window"].toIntVector();
+    const auto anchor = ctx->saved_data["anchor"].toIntVector();
+    return {op_handle(kAdjoint).call(grads[0], window, anchor), at::Tensor(), at::Tensor()};
   }
 };
 
 }  // namespace
 
 TORCH_LIBRARY_IMPL(npr_cuda, Autograd, m) {
-  m.impl("npr", [](const at::Tensor& x) { return LinearOp<Pass::kForward>::apply(x); });
-  m.impl("npr_backward", [](const at::Tensor& grad) { return LinearOp<Pass::kBackward>::apply(grad); });
+  m.impl("npr", [](const at::Tensor& x, at::IntArrayRef window, at::IntArrayRef anchor) {
+    return LinearOp<Pass::kForward>::apply(x, window, anchor);
+  });
+  m.impl("npr_backward", [](const at::Tensor& grad, at::IntArrayRef window, at::IntArrayRef anchor) {
+    return LinearOp<Pass::kBackward>::apply(grad, window, anchor);
+  });
 }
 
 }  // namespace npr_cuda

@@ -7,6 +7,14 @@
 // or W) uses its own top-left pixel. The kernels see every tensor as a contiguous
 // [planes, H, W, inner] array: inner = 1 for NCHW-contiguous tensors and inner = C for
 // channels_last ones, so one element (w, i) of a row sits at column w * inner + i.
+//
+// Generalised (the paper's ablation): a window of lh x lw pixels and an anchor (r, c) in it,
+//
+//   npr(x)[..., h, w] = x[..., A(h, H, lh, r), A(w, W, lw, c)],  A(i, n, l, o) = min(l * (i / l) + o, n - 1)
+//
+// a partial window at the bottom or right edge taking its anchor clamped to the last row or
+// column. The default, a 2x2 window anchored at (0, 0), is the rule above and has kernels of
+// its own.
 
 #include <ATen/OpMathType.h>
 #include <c10/macros/Macros.h>
@@ -17,6 +25,23 @@ namespace npr_cuda {
 
 // The top-left index of the 2-wide block that holds index i.
 C10_HOST_DEVICE constexpr int64_t anchor_index(int64_t i) { return i & ~int64_t{1}; }
+
+// The anchor index A(i, n, l, o) of index i along a side of n, for windows of l and offset o.
+C10_HOST_DEVICE constexpr int64_t window_anchor(int64_t i, int64_t n, int64_t l, int64_t o) {
+  return l * (i / l) + o < n - 1 ? l * (i / l) + o : n - 1;
+}
+
+// A window and its anchor, as the ops take them: window (lh, lw) >= 1, 0 <= anchor < window.
+struct Window {
+  int64_t rows = 2;
+  int64_t cols = 2;
+  int64_t anchor_row = 0;
+  int64_t anchor_col = 0;
+
+  C10_HOST_DEVICE constexpr bool is_default() const {
+    return rows == 2 && cols == 2 && anchor_row == 0 && anchor_col == 0;
+  }
+};
 
 // Row pairs: an even row h and the odd row h + 1 share the anchors of row h, so both kernels
 // give each row pair to one worker. Pairs are numbered plane by plane.
@@ -51,11 +76,25 @@ C10_HOST_DEVICE inline scalar_t residual(scalar_t x, scalar_t anchor) {
   return static_cast<scalar_t>(static_cast<opmath_t>(x) - static_cast<opmath_t>(anchor));
 }
 
-// The sum of g over an anchor's block, in opmath precision and in row-major order:
-// (h, w), (h, w + 1), (h + 1, w), (h + 1, w + 1), the order of ATen's nearest-upsample backward,
-// on which bitwise equality depends. load(dh, dw) gives g at (h + dh, w + dw) in opmath; a block
-// cut by the right or bottom edge leaves out what lies beyond it. (The vector paths add whole
-// lanes in this same order.)
+// The sum of g over a window of `rows` x `cols` pixels, in opmath precision and in row-major
+// order: for the 2x2 block (h, w), (h, w + 1), (h + 1, w), (h + 1, w + 1), the order of ATen's
+// nearest-upsample backward, on which bitwise equality depends. load(dh, dw) gives g at
+// (h0 + dh, w0 + dw) in opmath; a window cut by the right or bottom edge has fewer rows or
+// columns. (The vector paths of the 2x2 kernels add whole lanes in this same order.)
+template <typename opmath_t, typename Load>
+C10_HOST_DEVICE inline opmath_t window_sum(const Load& load, int64_t rows, int64_t cols) {
+  opmath_t sum = load(0, 0);
+  for (int64_t dh = 0; dh < rows; ++dh) {
+    for (int64_t dw = dh == 0 ? 1 : 0; dw < cols; ++dw) {
+      sum += load(dh, dw);
+    }
+  }
+  return sum;
+}
+
+// window_sum for a 2x2 block cut (or not) by the right and bottom edges, unrolled by hand: as a
+// call of window_sum, the CUDA kernels indexed their registers at run time and spilled (local
+// memory in 8 instances, bench/sass_summary.py).
 template <typename opmath_t, typename Load>
 C10_HOST_DEVICE inline opmath_t block_sum(const Load& load, bool has_right, bool has_below) {
   opmath_t sum = load(0, 0);

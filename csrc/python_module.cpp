@@ -3,9 +3,11 @@
 // run the ops' input checks for the fake kernels (npr_cuda/ops.py), so that they are written once.
 
 #include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
 #include <torch/python.h>
 
 #include <string>
+#include <vector>
 
 #include "cpu/npr_cpu_isa.h"  // also npr.h
 
@@ -25,6 +27,12 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
       },
       "How this build of npr_cuda was compiled: {'cuda': bool, 'cuda_arch_list': str, 'cpu_isa': str}.");
   m.def(
-      "check_input", [](const at::Tensor& x, const std::string& op_name) { npr_cuda::check_input(x, op_name.c_str()); },
-      "The ops' input checks (rank >= 2, floating dtype): ValueError or TypeError naming op_name.");
+      "check_input",
+      [](const at::Tensor& x, const std::vector<int64_t>& window, const std::vector<int64_t>& anchor,
+         const std::string& op_name) {
+        npr_cuda::check_input(x, op_name.c_str());
+        npr_cuda::check_window(window, anchor, op_name.c_str());
+      },
+      "The ops' argument checks (rank >= 2, floating dtype, window and anchor): ValueError or TypeError naming "
+      "op_name.");
 }

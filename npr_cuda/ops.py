@@ -7,35 +7,71 @@ real input checks. NPR is linear, so its backward is the adjoint op ``npr_backwa
 backward of that is ``npr`` again: double backward works.
 """
 
+from typing import List, Sequence, Tuple, Union
+
 import torch
 from torch import Tensor
 
 from . import _C
 
+Window = Union[int, Tuple[int, int]]
 
-def npr(x: Tensor) -> Tensor:
-    """NPR (Neighboring Pixel Relationships) of ``x``: each pixel minus the top-left pixel of its
-    2x2 block, ``out[..., h, w] = x[..., h, w] - x[..., 2*(h//2), 2*(w//2)]``.
 
-    A drop-in for the official ``x - F.interpolate(F.interpolate(x, scale_factor=0.5,
-    mode='nearest', recompute_scale_factor=True), scale_factor=2, mode='nearest',
-    recompute_scale_factor=True)``, bitwise equal to it on even H and W, in one pass.
+def _pair(value: Window, name: str, op: str) -> List[int]:
+    """`value` as [rows, columns]: an int n is [n, n]. TypeError naming the op otherwise; the
+    ranges are the kernels' to check (ValueError)."""
+    if torch.jit.is_scripting():  # TorchScript has checked the types already
+        if isinstance(value, int):
+            return [value, value]
+        return [value[0], value[1]]
+    return _checked_pair(value, name, op)
+
+
+@torch.jit.unused
+def _checked_pair(value: Window, name: str, op: str) -> List[int]:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return [value, value]
+    if (
+        isinstance(value, Sequence)
+        and len(value) == 2
+        and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    ):
+        return [int(value[0]), int(value[1])]
+    raise TypeError(f"{op}: expected {name} as an int or a pair of ints (rows, columns), got {value!r}")
+
+
+def npr(x: Tensor, window: Window = 2, anchor: Tuple[int, int] = (0, 0)) -> Tensor:
+    """NPR (Neighboring Pixel Relationships) of ``x``: each pixel minus the anchor pixel of its
+    window; by default the top-left pixel of its 2x2 block,
+    ``out[..., h, w] = x[..., h, w] - x[..., 2*(h//2), 2*(w//2)]``.
+
+    With the defaults, a drop-in for the official ``x - F.interpolate(F.interpolate(x,
+    scale_factor=0.5, mode='nearest', recompute_scale_factor=True), scale_factor=2,
+    mode='nearest', recompute_scale_factor=True)``, bitwise equal to it on even H and W, in one
+    pass.
 
     Args:
         x: float32, float64, float16 or bfloat16 tensor of shape (..., H, W) on CPU or CUDA.
-            Odd H or W, where the official formula raises, keep the same rule: a trailing
-            partial block uses its own top-left pixel.
+        window: the window size l (the paper's ablation), an int or (rows, columns), >= 1.
+        anchor: the reference pixel (r, c) inside the window, 0 <= r, c < window; the paper's
+            index j of an l x l window is (j // l, j % l).
+
+    The rule: ``out[..., h, w] = x[..., h, w] - x[..., A(h, H, lh, r), A(w, W, lw, c)]`` with
+    ``A(i, n, l, o) = min(l * (i // l) + o, n - 1)``: a partial window at the bottom or right
+    edge (odd H or W for l = 2, where the official formula raises) takes its anchor clamped to
+    the last row or column.
 
     Returns:
         A tensor of x's shape, dtype and device; channels_last when x is channels_last.
     """
-    return torch.ops.npr_cuda.npr(x)
+    return torch.ops.npr_cuda.npr(x, _pair(window, "window", "npr"), _pair(anchor, "anchor", "npr"))
 
 
-def npr_backward(grad: Tensor) -> Tensor:
-    """The gradient of :func:`npr` (its adjoint): ``grad``, minus at each block's top-left pixel
-    the sum of ``grad`` over the block."""
-    return torch.ops.npr_cuda.npr_backward(grad)
+def npr_backward(grad: Tensor, window: Window = 2, anchor: Tuple[int, int] = (0, 0)) -> Tensor:
+    """The gradient of :func:`npr` (its adjoint): ``grad``, minus at each window's anchor the
+    sum of ``grad`` over the window (in row-major order, rounded to the dtype first)."""
+    op = "npr_backward"
+    return torch.ops.npr_cuda.npr_backward(grad, _pair(window, "window", op), _pair(anchor, "anchor", op))
 
 
 def output_memory_format(x: Tensor) -> torch.memory_format:
@@ -51,14 +87,14 @@ def output_memory_format(x: Tensor) -> torch.memory_format:
 
 
 @torch.library.register_fake("npr_cuda::npr")
-def _npr_fake(x: Tensor) -> Tensor:
-    _C.check_input(x, "npr")  # the real kernels' checks, so that tracing rejects what they reject
+def _npr_fake(x: Tensor, window: Sequence[int] = (2, 2), anchor: Sequence[int] = (0, 0)) -> Tensor:
+    _C.check_input(x, list(window), list(anchor), "npr")  # the kernels' own checks: tracing rejects what they reject
     return torch.empty_like(x, memory_format=output_memory_format(x))
 
 
 @torch.library.register_fake("npr_cuda::npr_backward")
-def _npr_backward_fake(grad: Tensor) -> Tensor:
-    _C.check_input(grad, "npr_backward")
+def _npr_backward_fake(grad: Tensor, window: Sequence[int] = (2, 2), anchor: Sequence[int] = (0, 0)) -> Tensor:
+    _C.check_input(grad, list(window), list(anchor), "npr_backward")
     return torch.empty_like(grad, memory_format=output_memory_format(grad))
 
 

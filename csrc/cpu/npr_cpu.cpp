@@ -27,26 +27,31 @@ Isa kernel_isa_in_use() {
 }
 
 template <Pass kPass>
-at::Tensor run_pass(const at::Tensor& x) {
+at::Tensor run_pass(const at::Tensor& x, at::IntArrayRef window, at::IntArrayRef anchor) {
+  const Window win = check_window(window, anchor, op_name(kPass));
   const PlaneLayout layout = prepare_planes(x, op_name(kPass));
   switch (kernel_isa_in_use()) {
 #if NPR_CUDA_CPU_X86_KERNELS
     case Isa::kAvx512:
-      AVX512::run_kernel(kPass, layout);
+      AVX512::run_kernel(kPass, layout, win);
       break;
     case Isa::kAvx2:
-      AVX2::run_kernel(kPass, layout);
+      AVX2::run_kernel(kPass, layout, win);
       break;
 #endif
     default:
-      DEFAULT::run_kernel(kPass, layout);
+      DEFAULT::run_kernel(kPass, layout, win);
   }
   return layout.output;
 }
 
-at::Tensor npr_cpu(const at::Tensor& x) { return run_pass<Pass::kForward>(x); }
+at::Tensor npr_cpu(const at::Tensor& x, at::IntArrayRef window, at::IntArrayRef anchor) {
+  return run_pass<Pass::kForward>(x, window, anchor);
+}
 
-at::Tensor npr_backward_cpu(const at::Tensor& grad) { return run_pass<Pass::kBackward>(grad); }
+at::Tensor npr_backward_cpu(const at::Tensor& grad, at::IntArrayRef window, at::IntArrayRef anchor) {
+  return run_pass<Pass::kBackward>(grad, window, anchor);
+}
 
 }  // namespace
 

@@ -16,16 +16,17 @@
 
 namespace npr_cuda::cpu {
 
-// One pass over `layout` (input read, output written), with one instruction set's kernels.
+// One pass over `layout` (input read, output written) for `window`, with one instruction set's
+// kernels: the 2x2 row-pair kernels for the default window, the window kernels for any other.
 namespace DEFAULT {
-void run_kernel(Pass pass, const PlaneLayout& layout);
+void run_kernel(Pass pass, const PlaneLayout& layout, const Window& window);
 }  // namespace DEFAULT
 #if NPR_CUDA_CPU_X86_KERNELS
 namespace AVX2 {
-void run_kernel(Pass pass, const PlaneLayout& layout);
+void run_kernel(Pass pass, const PlaneLayout& layout, const Window& window);
 }  // namespace AVX2
 namespace AVX512 {
-void run_kernel(Pass pass, const PlaneLayout& layout);
+void run_kernel(Pass pass, const PlaneLayout& layout, const Window& window);
 }  // namespace AVX512
 #endif
 

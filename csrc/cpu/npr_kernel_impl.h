@@ -417,17 +417,93 @@ void run_row_pairs(const PlaneLayout& layout) {
   });
 }
 
+// -------------------------------------------------------------------------- any other window
+
+// Windows of win.rows x win.cols pixels, by groups of win.rows rows (one task each). Forward: the
+// anchor row's values, spread over a row (each element takes its anchor's; an L1-resident
+// buffer), are subtracted from each row of the group with vectors, so that memory sees one read
+// and one write per element. Backward: every row copied (the gradient passes through), then
+// each window's anchor rewritten with g - round(window sum), the sum row-major (npr_rule.h).
+template <Pass kPass, typename scalar_t>
+void run_window_groups(const PlaneLayout& layout, const Window& win) {
+  using compute_t = opmath_t<scalar_t>;
+  using V = Vectorized<scalar_t>;
+  const int64_t length = layout.row_length();
+  const int64_t inner = layout.inner;
+  const int64_t height = layout.height;
+  const int64_t width = layout.width;
+  const int64_t groups_per_plane = (height + win.rows - 1) / win.rows;
+  const int64_t grain = std::max<int64_t>(1, kElementsPerTask / (win.rows * length));
+  const scalar_t* in = layout.input.const_data_ptr<scalar_t>();
+  scalar_t* out = layout.output.mutable_data_ptr<scalar_t>();
+  // The column of each column's anchor, in the anchor row.
+  std::vector<int64_t> anchor_column(length);
+  for (int64_t c = 0; c < length; ++c) {
+    anchor_column[c] = window_anchor(c / inner, width, win.cols, win.anchor_col) * inner + c % inner;
+  }
+
+  at::parallel_for(0, layout.planes * groups_per_plane, grain, [&](int64_t begin, int64_t end) {
+    std::vector<scalar_t> spread(kPass == Pass::kForward ? length : 0);
+    for (int64_t group = begin; group < end; ++group) {
+      const int64_t plane = group / groups_per_plane;
+      const int64_t first_row = (group - plane * groups_per_plane) * win.rows;
+      const int64_t rows = std::min(win.rows, height - first_row);
+      const int64_t anchor_row = window_anchor(first_row, height, win.rows, win.anchor_row);
+      const int64_t offset = (plane * height + first_row) * length;
+      const scalar_t* anchors = in + (plane * height + anchor_row) * length;
+      if constexpr (kPass == Pass::kForward) {
+        for (int64_t c = 0; c < length; ++c) {
+          spread[c] = anchors[anchor_column[c]];
+        }
+        for (int64_t k = 0; k < rows; ++k) {
+          const scalar_t* row = in + offset + k * length;
+          scalar_t* out_row = out + offset + k * length;
+          int64_t c = 0;
+          for (; c + V::size() <= length; c += V::size()) {
+            SpreadVectors<scalar_t>::difference(V::loadu(row + c), V::loadu(spread.data() + c)).store(out_row + c);
+          }
+          for (; c < length; ++c) {
+            out_row[c] = residual(row[c], spread[c]);
+          }
+        }
+      } else {
+        std::memcpy(out + offset, in + offset, rows * length * sizeof(scalar_t));
+        const scalar_t* group_in = in + offset;
+        for (int64_t first_col = 0; first_col < width; first_col += win.cols) {
+          const int64_t cols = std::min(win.cols, width - first_col);
+          const int64_t anchor_col = window_anchor(first_col, width, win.cols, win.anchor_col);
+          for (int64_t i = 0; i < inner; ++i) {
+            const auto load = [&](int64_t dh, int64_t dw) {
+              return static_cast<compute_t>(group_in[dh * length + (first_col + dw) * inner + i]);
+            };
+            const int64_t at = (anchor_row - first_row) * length + anchor_col * inner + i;
+            const compute_t sum = window_sum<compute_t>(load, rows, cols);
+            out[offset + at] =
+                static_cast<scalar_t>(anchor_gradient<scalar_t>(static_cast<compute_t>(group_in[at]), sum));
+          }
+        }
+      }
+    }
+  });
+}
+
 }  // namespace
 
-void run_kernel(Pass pass, const PlaneLayout& layout) {
+void run_kernel(Pass pass, const PlaneLayout& layout, const Window& window) {
   if (layout.output.numel() == 0) {
     return;
   }
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, layout.input.scalar_type(), "npr_cpu", [&] {
-    if (pass == Pass::kForward) {
-      run_row_pairs<Pass::kForward, scalar_t>(layout);
+    if (window.is_default()) {
+      if (pass == Pass::kForward) {
+        run_row_pairs<Pass::kForward, scalar_t>(layout);
+      } else {
+        run_row_pairs<Pass::kBackward, scalar_t>(layout);
+      }
+    } else if (pass == Pass::kForward) {
+      run_window_groups<Pass::kForward, scalar_t>(layout, window);
     } else {
-      run_row_pairs<Pass::kBackward, scalar_t>(layout);
+      run_window_groups<Pass::kBackward, scalar_t>(layout, window);
     }
   });
 }

@@ -28,6 +28,41 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
   }
 }
 
+template <Pass kPass, typename T, typename U>
+__global__ void __launch_bounds__(kThreadsPerBlock)
+    window_kernel(const T* __restrict__ in, T* __restrict__ out, WindowParams<U> params) {
+  const U element = static_cast<U>(blockIdx.x) * static_cast<U>(blockDim.x) + threadIdx.x;
+  if (element < params.items) {
+    window_item<kPass, T, U>(in, out, params, element);
+  }
+}
+
+// The number of blocks for `items` work items, checked against the grid's limit.
+unsigned int blocks_for(uint64_t items, Pass pass, int64_t numel) {
+  const uint64_t blocks = (items + kThreadsPerBlock - 1) / kThreadsPerBlock;
+  TORCH_CHECK(blocks <= std::numeric_limits<int32_t>::max(), op_name(pass), ": tensor of ", numel,
+              " elements is too large for one kernel launch");
+  return static_cast<unsigned int>(blocks);
+}
+
+template <Pass kPass, typename T>
+void launch_window(const PlaneLayout& layout, const Window& window) {
+  const T* in = layout.input.const_data_ptr<T>();
+  T* out = layout.output.mutable_data_ptr<T>();
+  const auto run = [&](auto index) {
+    using U = decltype(index);
+    const auto params = make_window_params<U>(layout.planes, layout.height, layout.width, layout.inner, window);
+    window_kernel<kPass, T, U><<<blocks_for(params.items, kPass, layout.output.numel()), kThreadsPerBlock, 0,
+                                 c10::cuda::getCurrentCUDAStream()>>>(in, out, params);
+    C10_CUDA_KERNEL_LAUNCH_CHECK();
+  };
+  if (layout.output.numel() <= std::numeric_limits<int32_t>::max()) {
+    run(uint32_t{});
+  } else {
+    run(uint64_t{});
+  }
+}
+
 template <Pass kPass, typename T>
 void launch(const PlaneLayout& layout) {
   const T* in = layout.input.const_data_ptr<T>();
@@ -37,30 +72,37 @@ void launch(const PlaneLayout& layout) {
   with_instance<T>(choice, [&](auto instance) {
     using I = decltype(instance);
     const auto params = make_grid_params<typename I::U>(layout.planes, layout.height, layout.width, layout.inner, I::V);
-    const uint64_t blocks = (static_cast<uint64_t>(params.items) + kThreadsPerBlock - 1) / kThreadsPerBlock;
-    TORCH_CHECK(blocks <= std::numeric_limits<int32_t>::max(), op_name(kPass), ": tensor of ", layout.output.numel(),
-                " elements is too large for one kernel launch");
     row_pair_kernel<kPass, T, typename I::U, I::V, I::A, I::kUnitInner>
-        <<<static_cast<unsigned int>(blocks), kThreadsPerBlock, 0, c10::cuda::getCurrentCUDAStream()>>>(in, out,
-                                                                                                        params);
+        <<<blocks_for(params.items, kPass, layout.output.numel()), kThreadsPerBlock, 0,
+           c10::cuda::getCurrentCUDAStream()>>>(in, out, params);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
 }
 
 template <Pass kPass>
-at::Tensor run_pass(const at::Tensor& x) {
+at::Tensor run_pass(const at::Tensor& x, at::IntArrayRef window, at::IntArrayRef anchor) {
   const c10::cuda::CUDAGuard device_guard(x.device());
+  const Window win = check_window(window, anchor, op_name(kPass));
   const PlaneLayout layout = prepare_planes(x, op_name(kPass));
   if (layout.output.numel() > 0) {
-    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), op_name(kPass),
-                                    [&] { launch<kPass, scalar_t>(layout); });
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), op_name(kPass), [&] {
+      if (win.is_default()) {
+        launch<kPass, scalar_t>(layout);
+      } else {
+        launch_window<kPass, scalar_t>(layout, win);
+      }
+    });
   }
   return layout.output;
 }
 
-at::Tensor npr_cuda(const at::Tensor& x) { return run_pass<Pass::kForward>(x); }
+at::Tensor npr_cuda(const at::Tensor& x, at::IntArrayRef window, at::IntArrayRef anchor) {
+  return run_pass<Pass::kForward>(x, window, anchor);
+}
 
-at::Tensor npr_backward_cuda(const at::Tensor& grad) { return run_pass<Pass::kBackward>(grad); }
+at::Tensor npr_backward_cuda(const at::Tensor& grad, at::IntArrayRef window, at::IntArrayRef anchor) {
+  return run_pass<Pass::kBackward>(grad, window, anchor);
+}
 
 }  // namespace
 

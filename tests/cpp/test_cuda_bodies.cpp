@@ -1,7 +1,8 @@
 // The CUDA kernels' per-thread code (csrc/cuda/npr_cuda_kernel.h), compiled with the host
 // compiler and run here, item by item, for every instance the launcher can choose: forward and
 // backward x float32, float64, float16, bfloat16 x every pack width and the element path x NCHW
-// and channels_last x 32- and 64-bit indices, over tests/kernel_shapes.txt, on inputs with NaN,
+// and channels_last x 32- and 64-bit indices, and the window kernels (any other window and
+// anchor) x 32- and 64-bit indices, over tests/kernel_shapes.txt, on inputs with NaN,
 // Inf and -0, into NaN-poisoned outputs, compared bit for bit with the CPU op. Also: the fast
 // divider against `/`, and the launcher's choice of instance. Run by ctest, so by CI.
 //
@@ -142,13 +143,55 @@ void run_grid(Pass pass, const KernelChoice& choice, const PlaneLayout& layout) 
   });
 }
 
+// The CPU kernels, through the dispatcher.
+at::Tensor cpu_op(Pass pass, const at::Tensor& x, const Window& w) {
+  const auto op = c10::Dispatcher::singleton()
+                      .findSchemaOrThrow(pass == Pass::kForward ? "npr_cuda::npr" : "npr_cuda::npr_backward", "")
+                      .typed<at::Tensor(const at::Tensor&, at::IntArrayRef, at::IntArrayRef)>();
+  return op.call(x, {w.rows, w.cols}, {w.anchor_row, w.anchor_col});
+}
+
+// The window kernels (any window but the default): every element of `x`, for 32- and 64-bit
+// indices, against the CPU op.
+void check_window_instances(const Case& c, at::ScalarType dtype, std::mt19937& rng) {
+  const at::Tensor x = make_input(c, dtype, rng);
+  const Window windows[] = {{2, 2, 1, 1}, {3, 3, 1, 2}, {4, 4, 3, 3}, {8, 8, 7, 0}, {1, 1, 0, 0}, {2, 3, 1, 2}};
+  for (const Pass pass : {Pass::kForward, Pass::kBackward}) {
+    for (const Window& w : windows) {
+      const at::Tensor expected = cpu_op(pass, x, w);
+      PlaneLayout layout = prepare_planes(x, op_name(pass));
+      for (const bool index32 : {true, false}) {
+        layout.output.fill_(NAN);
+        AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "window_item", [&] {
+          const auto run = [&](auto index) {
+            using U = decltype(index);
+            const auto p = make_window_params<U>(layout.planes, layout.height, layout.width, layout.inner, w);
+            for (U e = 0; e < p.items; ++e) {
+              if (pass == Pass::kForward) {
+                window_item<Pass::kForward>(layout.input.const_data_ptr<scalar_t>(),
+                                            layout.output.mutable_data_ptr<scalar_t>(), p, e);
+              } else {
+                window_item<Pass::kBackward>(layout.input.const_data_ptr<scalar_t>(),
+                                             layout.output.mutable_data_ptr<scalar_t>(), p, e);
+              }
+            }
+          };
+          index32 ? run(uint32_t{}) : run(uint64_t{});
+        });
+        check(bitwise_equal(layout.output, expected),
+              std::string(op_name(pass)) + " " + c10::toString(dtype) + " " + c.name() + ", window " +
+                  std::to_string(w.rows) + "x" + std::to_string(w.cols) + " anchor (" + std::to_string(w.anchor_row) +
+                  ", " + std::to_string(w.anchor_col) + ")" + (index32 ? " int32" : " int64") +
+                  ": equals the CPU op bit for bit");
+      }
+    }
+  }
+}
+
 void check_instances(const Case& c, at::ScalarType dtype, std::mt19937& rng) {
   const at::Tensor x = make_input(c, dtype, rng);
   for (const Pass pass : {Pass::kForward, Pass::kBackward}) {
-    const auto op = c10::Dispatcher::singleton()
-                        .findSchemaOrThrow(pass == Pass::kForward ? "npr_cuda::npr" : "npr_cuda::npr_backward", "")
-                        .typed<at::Tensor(const at::Tensor&)>();
-    const at::Tensor expected = op.call(x);  // the CPU kernels
+    const at::Tensor expected = cpu_op(pass, x, Window{});
     PlaneLayout layout = prepare_planes(x, op_name(pass));
     check(layout.input.data_ptr() == x.data_ptr(), "the layout reads the input in place, " + c.name());
     const KernelChoice chosen = choose_kernel(x.element_size(), layout.row_length(), layout.inner, x.numel(),
@@ -243,6 +286,7 @@ int main(int argc, char** argv) {
   for (const Case& c : cases) {
     for (const auto dtype : {at::kFloat, at::kDouble, at::kHalf, at::kBFloat16}) {
       check_instances(c, dtype, rng);
+      check_window_instances(c, dtype, rng);
     }
   }
   std::cout << checks - failures << " passed, " << failures << " failed\n";

@@ -25,10 +25,18 @@ void check(bool ok, const std::string& what) {
   failures += ok ? 0 : 1;
 }
 
-using UnaryOp = c10::TypedOperatorHandle<at::Tensor(const at::Tensor&)>;
+using Signature = at::Tensor(const at::Tensor&, at::IntArrayRef, at::IntArrayRef);
 
-UnaryOp find_op(const char* name) {
-  return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<at::Tensor(const at::Tensor&)>();
+// An op with its default window (2 x 2) and anchor (0, 0), as the schema has them.
+struct NprOp {
+  c10::TypedOperatorHandle<Signature> handle;
+  at::Tensor call(const at::Tensor& x, at::IntArrayRef window = {2, 2}, at::IntArrayRef anchor = {0, 0}) const {
+    return handle.call(x, window, anchor);
+  }
+};
+
+NprOp find_op(const char* name) {
+  return {c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Signature>()};
 }
 
 // The official formula: x - up(down(x)), nearest, factor 2 (even H and W).
@@ -64,8 +72,8 @@ std::string error_of(Fn&& fn) {
 
 int main() {
   at::manual_seed(std::random_device{}());
-  const UnaryOp npr = find_op("npr_cuda::npr");
-  const UnaryOp npr_backward = find_op("npr_cuda::npr_backward");
+  const NprOp npr = find_op("npr_cuda::npr");
+  const NprOp npr_backward = find_op("npr_cuda::npr_backward");
 
   for (const auto dtype : {at::kFloat, at::kDouble, at::kHalf, at::kBFloat16}) {
     const std::string type = c10::toString(dtype);
@@ -85,6 +93,11 @@ int main() {
       const double lhs = (npr.call(x) * g).sum().item<double>();
       const double rhs = (x * npr_backward.call(g)).sum().item<double>();
       check(std::abs(lhs - rhs) < 1e-9 * (1 + std::abs(lhs)), "npr_backward is the adjoint of npr, " + where);
+      // ... for any window and anchor too (3 x 4 anchored at (2, 1), partial windows at the edges).
+      const double lhs3 = (npr.call(x, {3, 4}, {2, 1}) * g).sum().item<double>();
+      const double rhs3 = (x * npr_backward.call(g, {3, 4}, {2, 1})).sum().item<double>();
+      check(std::abs(lhs3 - rhs3) < 1e-9 * (1 + std::abs(lhs3)),
+            "npr_backward is npr's adjoint for a 3x4 window, " + where);
     }
   }
 
@@ -95,10 +108,16 @@ int main() {
   check(bad_rank.find("npr_backward: expected a tensor with at least 2 dimensions") != std::string::npos,
         "a 1-D tensor is rejected: " + bad_rank);
 
+  const std::string bad_anchor = error_of([&] { npr.call(at::zeros({4, 4}), {3, 3}, {0, 3}); });
+  check(bad_anchor.find("npr: expected an anchor (row, column) inside the 3 x 3 window") != std::string::npos,
+        "an anchor outside the window is rejected: " + bad_anchor);
+
   if (!NPR_BUILD_CUDA) {
     // The CUDA entry of a build without CUDA kernels says how to get them.
-    const std::string no_cuda =
-        error_of([&] { npr.redispatch(c10::DispatchKeySet(c10::DispatchKey::CUDA), at::zeros({2, 2})); });
+    const std::string no_cuda = error_of([&] {
+      npr.handle.redispatch(c10::DispatchKeySet(c10::DispatchKey::CUDA), at::zeros({2, 2}), std::vector<int64_t>{2, 2},
+                            std::vector<int64_t>{0, 0});
+    });
     check(no_cuda.find("has no CUDA kernels") != std::string::npos &&
               no_cuda.find("NPR_BUILD_CUDA=1") != std::string::npos,
           "without CUDA kernels, a CUDA tensor gets the rebuild hint: " + no_cuda);
