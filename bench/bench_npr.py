@@ -6,8 +6,9 @@ forward and the backward of:
     clone      x.clone() (forward) / g.clone() (backward): the same bytes moved, the floor
     npr_cuda   npr_cuda.npr(x) / npr_cuda.npr_backward(g): the fused kernels
     +autograd  the backward as training runs it: torch.autograd.grad through npr_cuda.npr
-    eager      the official formula, its backward through autograd
-    compiled   torch.compile of the official formula, its backward through autograd
+    eager      the official formula, its backward through autograd (for another --window or
+               --anchor: the author's padding formula, npr_cuda.reference.author_padding_npr)
+    compiled   torch.compile of the same formula, its backward through autograd
 
 Candidates are interleaved round by round, inputs rotate over enough copies that they do not
 stay in the last-level cache, CUDA is timed with events; the table gives medians, effective
@@ -16,9 +17,11 @@ npr_cuda over eager and compiled. `--json` writes the same with the machine's de
 
     python bench/bench_npr.py --quick            # about a minute on a 2-core CPU
     python bench/bench_npr.py --json bench/out/cpu.json
+    python bench/bench_npr.py --window 4 --anchor 1,3 --shapes 32x3x224x224
 """
 
 import argparse
+import functools
 import math
 import os
 import platform
@@ -31,7 +34,7 @@ from run_record import write_report
 from tqdm import tqdm
 
 import npr_cuda
-from npr_cuda.reference import official_npr
+from npr_cuda.reference import author_padding_npr, official_npr
 
 SHAPES = [(1, 3, 224, 224), (32, 3, 224, 224), (128, 3, 256, 256), (8, 3, 1024, 1024)]
 QUICK_SHAPES = [(1, 3, 224, 224), (32, 3, 224, 224)]
@@ -43,6 +46,12 @@ ROTATION_BYTES = 256 << 20  # inputs cycled per candidate: well past any CPU or 
 GLIBC_KEEP_FREED_MEMORY = "glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=17179869184"
 
 
+def pair(text):
+    """An int L (L, L) or two ints A,B."""
+    values = tuple(int(v) for v in text.split(","))
+    return values * 2 if len(values) == 1 else values
+
+
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="two shapes, fewer repeats: about a minute on 2 CPU cores")
@@ -50,6 +59,8 @@ def parse_args(argv=None):
     parser.add_argument("--dtypes", default=None, help="default: float32,bfloat16 (and float16 on CUDA)")
     parser.add_argument("--shapes", default=None, help="e.g. 32x3x224x224,8x3x1024x1024")
     parser.add_argument("--channels-last", action="store_true", help="channels_last inputs instead of NCHW")
+    parser.add_argument("--window", type=pair, default=(2, 2), metavar="L or LH,LW", help="NPR window (default 2)")
+    parser.add_argument("--anchor", type=pair, default=(0, 0), metavar="R,C", help="anchor in the window (default 0,0)")
     parser.add_argument(
         "--no-compiled",
         action="store_true",
@@ -115,10 +126,28 @@ class Clock:
             torch.cuda.synchronize()
 
 
-def candidates_for(pass_name, compiled_official, official_runs):
-    """name -> (prepare(x, g) -> argument, fn(argument)) for one pass; no "compiled" when
-    compiled_official is None, neither "eager" nor "compiled" when the official formula cannot run
-    (odd H or W)."""
+class Ops:
+    """What is timed, for one window and anchor: npr_cuda's two ops, the peer formula (the
+    official one for the default 2x2 window, else the author's padding formula) and its
+    torch.compile (None with --no-compiled)."""
+
+    def __init__(self, window, anchor, compiled: bool):
+        self.default = window == (2, 2) and anchor == (0, 0)
+        self.npr = functools.partial(npr_cuda.npr, window=window, anchor=anchor)
+        self.npr_backward = functools.partial(npr_cuda.npr_backward, window=window, anchor=anchor)
+        self.peer = (
+            official_npr if self.default else functools.partial(author_padding_npr, window=window, anchor=anchor)
+        )
+        self.compiled_peer = torch.compile(self.peer, dynamic=False) if compiled else None
+
+    def peer_runs(self, shape) -> bool:
+        """The official formula needs even H and W; the author's runs on any size."""
+        return not self.default or (shape[-1] % 2 == 0 and shape[-2] % 2 == 0)
+
+
+def candidates_for(pass_name, ops: Ops, shape):
+    """name -> (prepare(x, g) -> argument, fn(argument)) for one pass; no "compiled" without a
+    compiled peer, neither "eager" nor "compiled" where the peer cannot run (odd H or W)."""
 
     def grad_through(op):
         def prepare(x, g):
@@ -134,26 +163,26 @@ def candidates_for(pass_name, compiled_official, official_runs):
     if pass_name == "forward":
         candidates = {
             "clone": (lambda x, g: x, torch.clone),
-            "npr_cuda": (lambda x, g: x, npr_cuda.npr),
-            "eager": (lambda x, g: x, official_npr),
-            "compiled": (lambda x, g: x, compiled_official),
+            "npr_cuda": (lambda x, g: x, ops.npr),
+            "eager": (lambda x, g: x, ops.peer),
+            "compiled": (lambda x, g: x, ops.compiled_peer),
         }
     else:
         candidates = {
             "clone": (lambda x, g: g, torch.clone),
-            "npr_cuda": (lambda x, g: g, npr_cuda.npr_backward),
-            "npr_cuda+autograd": (grad_through(npr_cuda.npr), run_backward),
-            "eager": (grad_through(official_npr), run_backward),
-            "compiled": (grad_through(compiled_official), run_backward),
+            "npr_cuda": (lambda x, g: g, ops.npr_backward),
+            "npr_cuda+autograd": (grad_through(ops.npr), run_backward),
+            "eager": (grad_through(ops.peer), run_backward),
+            "compiled": (grad_through(ops.compiled_peer), run_backward),
         }
-    if compiled_official is None or not official_runs:
+    if ops.compiled_peer is None or not ops.peer_runs(shape):
         del candidates["compiled"]
-    if not official_runs:
+    if not ops.peer_runs(shape):
         del candidates["eager"]
     return candidates
 
 
-def bench_case(device, dtype, shape, channels_last, seconds, compiled_official):
+def bench_case(device, dtype, shape, channels_last, seconds, ops: Ops):
     """Median seconds per call for every candidate of both passes, on one input shape."""
     clock = Clock(device)
     element_bytes = torch.empty((), dtype=dtype).element_size()
@@ -164,7 +193,7 @@ def bench_case(device, dtype, shape, channels_last, seconds, compiled_official):
     gs = [torch.randn(shape, device=device).to(dtype).contiguous(memory_format=fmt) for _ in range(copies)]
     results = {}
     for pass_name in ("forward", "backward"):
-        candidates = candidates_for(pass_name, compiled_official, shape[-1] % 2 == 0 and shape[-2] % 2 == 0)
+        candidates = candidates_for(pass_name, ops, shape)
         args = {name: [prepare(x, g) for x, g in zip(xs, gs)] for name, (prepare, _) in candidates.items()}
         fns = {name: fn for name, (_, fn) in candidates.items()}
         # Warm up (compiles, allocator pools) and estimate a call's time to size the rounds.
@@ -270,7 +299,7 @@ def main(argv=None):
     torch._dynamo.config.cache_size_limit = 256
     if hasattr(torch._dynamo.config, "recompile_limit"):
         torch._dynamo.config.recompile_limit = 256
-    compiled_official = None if args.no_compiled else torch.compile(official_npr, dynamic=False)
+    ops = Ops(args.window, args.anchor, compiled=not args.no_compiled)
 
     cases = []
     for device in devices:
@@ -284,9 +313,12 @@ def main(argv=None):
     progress = tqdm(cases, desc="bench_npr", unit="case", file=sys.stderr)
     for device, dtype_name, shape in progress:
         progress.set_postfix_str(f"{device} {dtype_name} {'x'.join(map(str, shape))}")
-        timings, moved = bench_case(device, DTYPES[dtype_name], shape, args.channels_last, seconds, compiled_official)
+        timings, moved = bench_case(device, DTYPES[dtype_name], shape, args.channels_last, seconds, ops)
         rows += make_rows(device, dtype_name, shape, timings, moved)
 
+    print(
+        f"window {args.window[0]}x{args.window[1]}, anchor {args.anchor}; {'channels_last' if args.channels_last else 'NCHW'}"
+    )
     print_table(rows)
     if args.markdown:
         print(markdown_table(rows))
@@ -296,6 +328,8 @@ def main(argv=None):
             "bench/bench_npr.py",
             argv,
             layout="channels_last" if args.channels_last else "contiguous",
+            window=list(args.window),
+            anchor=list(args.anchor),
             glibc_tunables=os.environ.get("GLIBC_TUNABLES", ""),
             devices={device: device_details(device) for device in devices},
             rows=rows,

@@ -423,11 +423,32 @@ void run_row_pairs(const PlaneLayout& layout) {
 // anchor row's values, spread over a row (each element takes its anchor's; an L1-resident
 // buffer), are subtracted from each row of the group with vectors, so that memory sees one read
 // and one write per element. Backward: every row copied (the gradient passes through), then
-// each window's anchor rewritten with g - round(window sum), the sum row-major (npr_rule.h).
+// each window's anchor rewritten with g - round(window sum), the sum row-major (npr_rule.h):
+// the sums of all the whole windows of a row group are accumulated side by side, one window
+// position at a time, so that no sum waits on the latency of its previous addition.
+
+// out = x - spread for `length` elements, with vectors.
+template <typename scalar_t>
+void subtract_row(const scalar_t* x, const scalar_t* spread, scalar_t* out, int64_t length) {
+  int64_t c = 0;
+  if constexpr (SpreadVectors<scalar_t>::kPairs) {
+    using P = BFloat16Pairs;
+    for (; c + P::kSize <= length; c += P::kSize) {
+      P::store(out + c, P::difference(P::load(x + c), P::load(spread + c)));
+    }
+  } else {
+    using V = Vectorized<scalar_t>;
+    for (; c + V::size() <= length; c += V::size()) {
+      SpreadVectors<scalar_t>::difference(V::loadu(x + c), V::loadu(spread + c)).store(out + c);
+    }
+  }
+  for (; c < length; ++c) {
+    out[c] = residual(x[c], spread[c]);
+  }
+}
 template <Pass kPass, typename scalar_t>
 void run_window_groups(const PlaneLayout& layout, const Window& win) {
   using compute_t = opmath_t<scalar_t>;
-  using V = Vectorized<scalar_t>;
   const int64_t length = layout.row_length();
   const int64_t inner = layout.inner;
   const int64_t height = layout.height;
@@ -441,9 +462,12 @@ void run_window_groups(const PlaneLayout& layout, const Window& win) {
   for (int64_t c = 0; c < length; ++c) {
     anchor_column[c] = window_anchor(c / inner, width, win.cols, win.anchor_col) * inner + c % inner;
   }
+  const int64_t whole_windows = width / win.cols;  // per row; a partial one may follow
+  const int64_t window_stride = win.cols * inner;  // from one window's column to the next's
 
   at::parallel_for(0, layout.planes * groups_per_plane, grain, [&](int64_t begin, int64_t end) {
     std::vector<scalar_t> spread(kPass == Pass::kForward ? length : 0);
+    std::vector<compute_t> sums(kPass == Pass::kBackward ? whole_windows : 0);
     for (int64_t group = begin; group < end; ++group) {
       const int64_t plane = group / groups_per_plane;
       const int64_t first_row = (group - plane * groups_per_plane) * win.rows;
@@ -452,32 +476,44 @@ void run_window_groups(const PlaneLayout& layout, const Window& win) {
       const int64_t offset = (plane * height + first_row) * length;
       const scalar_t* anchors = in + (plane * height + anchor_row) * length;
       if constexpr (kPass == Pass::kForward) {
-        for (int64_t c = 0; c < length; ++c) {
+        for (int64_t c = 0; c < length; ++c) {  // (measured faster than a fill per window)
           spread[c] = anchors[anchor_column[c]];
         }
         for (int64_t k = 0; k < rows; ++k) {
-          const scalar_t* row = in + offset + k * length;
-          scalar_t* out_row = out + offset + k * length;
-          int64_t c = 0;
-          for (; c + V::size() <= length; c += V::size()) {
-            SpreadVectors<scalar_t>::difference(V::loadu(row + c), V::loadu(spread.data() + c)).store(out_row + c);
-          }
-          for (; c < length; ++c) {
-            out_row[c] = residual(row[c], spread[c]);
-          }
+          subtract_row(in + offset + k * length, spread.data(), out + offset + k * length, length);
         }
       } else {
         std::memcpy(out + offset, in + offset, rows * length * sizeof(scalar_t));
         const scalar_t* group_in = in + offset;
-        for (int64_t first_col = 0; first_col < width; first_col += win.cols) {
-          const int64_t cols = std::min(win.cols, width - first_col);
-          const int64_t anchor_col = window_anchor(first_col, width, win.cols, win.anchor_col);
-          for (int64_t i = 0; i < inner; ++i) {
+        const int64_t anchor_at = (anchor_row - first_row) * length + win.anchor_col * inner;
+        for (int64_t i = 0; i < inner; ++i) {
+          // The whole windows, side by side, window positions in row-major order.
+          const scalar_t* first = group_in + i;
+          for (int64_t q = 0; q < whole_windows; ++q) {
+            sums[q] = static_cast<compute_t>(first[q * window_stride]);
+          }
+          for (int64_t dh = 0; dh < rows; ++dh) {
+            for (int64_t dw = dh == 0 ? 1 : 0; dw < win.cols; ++dw) {
+              const scalar_t* at = first + dh * length + dw * inner;
+              for (int64_t q = 0; q < whole_windows; ++q) {
+                sums[q] += static_cast<compute_t>(at[q * window_stride]);
+              }
+            }
+          }
+          for (int64_t q = 0; q < whole_windows; ++q) {
+            const int64_t at = anchor_at + q * window_stride + i;
+            out[offset + at] =
+                static_cast<scalar_t>(anchor_gradient<scalar_t>(static_cast<compute_t>(group_in[at]), sums[q]));
+          }
+          // The partial window at the right edge, if any: its anchor is clamped.
+          const int64_t first_col = whole_windows * win.cols;
+          if (first_col < width) {
             const auto load = [&](int64_t dh, int64_t dw) {
               return static_cast<compute_t>(group_in[dh * length + (first_col + dw) * inner + i]);
             };
-            const int64_t at = (anchor_row - first_row) * length + anchor_col * inner + i;
-            const compute_t sum = window_sum<compute_t>(load, rows, cols);
+            const int64_t at = (anchor_row - first_row) * length +
+                               window_anchor(first_col, width, win.cols, win.anchor_col) * inner + i;
+            const compute_t sum = window_sum<compute_t>(load, rows, width - first_col);
             out[offset + at] =
                 static_cast<scalar_t>(anchor_gradient<scalar_t>(static_cast<compute_t>(group_in[at]), sum));
           }
