@@ -316,9 +316,8 @@ def main(argv=None):
         timings, moved = bench_case(device, DTYPES[dtype_name], shape, args.channels_last, seconds, ops)
         rows += make_rows(device, dtype_name, shape, timings, moved)
 
-    print(
-        f"window {args.window[0]}x{args.window[1]}, anchor {args.anchor}; {'channels_last' if args.channels_last else 'NCHW'}"
-    )
+    layout = "channels_last" if args.channels_last else "NCHW"
+    print(f"window {args.window[0]}x{args.window[1]}, anchor {args.anchor}; {layout}")
     print_table(rows)
     if args.markdown:
         print(markdown_table(rows))

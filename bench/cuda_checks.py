@@ -87,11 +87,22 @@ class Report:
         self.failures += not ok
 
 
+# Windows and anchors other than the default (the window kernels), checked against the CPU op.
+WINDOWS = [((2, 2), (1, 1)), ((3, 3), (1, 2)), ((4, 4), (3, 3)), ((8, 8), (7, 0)), ((2, 3), (1, 2))]
+
+
 def parity(args, report, gen):
     for shape, channels_last, offset in read_cases():
         for dtype in DTYPES:
             x = make_input(shape, channels_last, offset, dtype, args.device, gen)
             name = f"{str(dtype)[6:]} {'x'.join(map(str, shape))} {'NHWC' if channels_last else 'NCHW'} +{offset}"
+            for window, anchor in WINDOWS:
+                for op in (npr_cuda.npr, npr_cuda.npr_backward):
+                    differ, _ = same_bits(op(x, window, anchor), op(x.cpu(), window, anchor))
+                    report.check(
+                        differ == 0,
+                        f"{op.__name__} window {window} anchor {anchor} {name}: bitwise equal to the CPU op",
+                    )
             for op, reference in ((npr_cuda.npr, official_values), (npr_cuda.npr_backward, None)):
                 out = op(x)
                 differ, _ = same_bits(out, op(x.cpu()))

@@ -5,7 +5,8 @@
 - :func:`npr_reference` is the element rule for any rank >= 2, any H, W, window and anchor:
   ``x[..., h, w] - x[..., A(h, H, lh, r), A(w, W, lw, c)]``, ``A(i, n, l, o) = min(l * (i // l) + o, n - 1)``.
 - :func:`author_padding_npr` and :func:`author_unfold_npr` are the two recipes the paper's author
-  gave for other windows and anchors (official repository, issue #24), written as described.
+  gave for other windows and anchors (official repository, issue #24), written as described;
+  :func:`formula_npr` picks the official formula or the first, by window.
 """
 
 from typing import Tuple, Union
@@ -63,6 +64,14 @@ def author_padding_npr(x: Tensor, window: Window = 2, anchor: Tuple[int, int] = 
     down = F.interpolate(padded, size=(padded_h // lh, padded_w // lw), mode="nearest")
     up = F.interpolate(down, size=(padded_h, padded_w), mode="nearest")
     return (planes - up[..., :height, :width]).reshape(x.shape)
+
+
+def formula_npr(x: Tensor, window: Window = 2, anchor: Tuple[int, int] = (0, 0)) -> Tensor:
+    """NPR by the published formulas: the official one for the default window (2, anchor
+    (0, 0)), the author's padding formula for any other."""
+    if _as_pair(window) == (2, 2) and tuple(anchor) == (0, 0):
+        return official_npr(x)
+    return author_padding_npr(x, window, anchor)
 
 
 def author_unfold_npr(x: Tensor, window: int, j: int) -> Tensor:

@@ -83,6 +83,38 @@ def add_common_arguments(
         )
 
 
+def int_pair(text):
+    """An argparse type: N (meaning N,N) or A,B, non-negative integers."""
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) not in (1, 2) or min(values) < 0:
+        raise argparse.ArgumentTypeError(f"expected N or A,B (integers >= 0), got {text!r}")
+    return values * 2 if len(values) == 1 else values
+
+
+def add_window_arguments(parser: argparse.ArgumentParser, training: bool) -> None:
+    """--npr-window and --npr-anchor: set them for training (defaults: the paper's 2 and 0,0);
+    for a trained model the checkpoint records them, and a value given must agree with it."""
+    note = "" if training else "; default: what the checkpoint records (given, it must agree)"
+    parser.add_argument(
+        "--npr-window",
+        type=int_pair,
+        default=(2, 2) if training else None,
+        metavar="L or LH,LW",
+        help="NPR window size (the paper's l)" + (" (default 2)" if training else note),
+    )
+    parser.add_argument(
+        "--npr-anchor",
+        type=int_pair,
+        default=(0, 0) if training else None,
+        metavar="R,C",
+        help="anchor pixel in the window; the paper's index j of an l x l window is j // l, j %% l"
+        + (" (default 0,0)" if training else note),
+    )
+
+
 def resolve_device(name: str, prog: str) -> torch.device:
     """The torch.device that --device NAME means; exits with a message when it is not there."""
     if name == "auto":

@@ -26,7 +26,7 @@ from ..detector.model import NPR_IMPLEMENTATIONS, npr_resnet50
 from ..detector.predict import fake_probabilities
 from ..detector.synthetic_fakes import FAMILIES, TEST_PHOTOS, TRAIN_PHOTOS, figure, labelled, make_split
 from ..detector.training import train_step
-from .common import add_common_arguments, new_parser, positive_int, resolve_device
+from .common import add_common_arguments, int_pair, new_parser, positive_int, resolve_device
 
 METRICS = ["acc", "ap", "real_acc", "fake_acc"]
 TEST_SEED_OFFSET = 10_000  # the test crops of seed s are drawn with s + this: never a training seed
@@ -44,12 +44,18 @@ def parse_args(argv=None):
     parser.add_argument("--size", type=int, default=64, help="crop side (even; default 64)")
     parser.add_argument("--epochs", type=positive_int, default=6)
     parser.add_argument("--lr", type=float, default=2e-4, help="the official 2e-4")
+    parser.add_argument("--window", type=int_pair, default=(2, 2), metavar="L or LH,LW", help="NPR window (default 2)")
+    parser.add_argument("--anchor", type=int_pair, default=(0, 0), metavar="R,C", help="its anchor (default 0,0)")
     parser.add_argument("--seeds", type=positive_int, default=3, help="runs, one per seed (default 3)")
     parser.add_argument("--seed", type=int, default=0, help="the first seed (default 0)")
     parser.add_argument("--figure", default="npr_demo.png", help="where to write the PNG ('' for none)")
     parser.add_argument("--json", default=None, help="also write the results here")
     add_common_arguments(parser, batch_size=32, batch_help="default 32", image_files=False)
     args = parser.parse_args(argv)
+    if min(args.window) < 1 or not all(a < w for a, w in zip(args.anchor, args.window)):
+        parser.error(
+            f"--window {args.window} and --anchor {args.anchor}: expected window >= 1 and 0 <= anchor < window"
+        )
     if args.size % 2 or args.size < 8:
         parser.error("--size must be even and at least 8")
     return args
@@ -60,10 +66,10 @@ def run_seed(args, seed, device, progress) -> list:
     train_split = make_split(TRAIN_PHOTOS, args.crops, args.size, seed=seed)
     test_split = make_split(TEST_PHOTOS, args.crops, args.size, seed=TEST_SEED_OFFSET + seed)
     if args.figure and seed == args.seed:
-        figure(test_split, args.figure)
+        figure(test_split, args.figure, window=args.window, anchor=args.anchor)
         print(f"npr-demo: wrote {args.figure}", file=sys.stderr)
     torch.manual_seed(seed)
-    model = npr_resnet50(npr_impl=NPR_IMPLEMENTATIONS[args.npr]).to(device)
+    model = npr_resnet50(npr_impl=NPR_IMPLEMENTATIONS[args.npr], window=args.window, anchor=args.anchor).to(device)
     optimizer = torch.optim.Adam(model.parameters(), lr=args.lr, betas=(0.9, 0.999))
     images, labels = labelled(train_split, [args.train_family])
     steps_per_epoch = math.ceil(len(labels) / args.batch_size)
@@ -138,7 +144,8 @@ def main(argv=None):
     progress.close()
     summary = summarise(per_seed)
     print(
-        f"\nNPR detector trained on {args.train_family} up-sampling, tested on unseen photographs "
+        f"\nNPR detector (window {args.window[0]}x{args.window[1]}, anchor {args.anchor}) trained on "
+        f"{args.train_family} up-sampling, tested on unseen photographs "
         f"({args.crops * len(TEST_PHOTOS)} real and as many fake crops per family); "
         f"mean [min-max] over {len(seeds)} seed(s):"
     )

@@ -19,6 +19,7 @@ from ..detector.model import NPR_IMPLEMENTATIONS
 from ..detector.predict import predict
 from .common import (
     add_common_arguments,
+    add_window_arguments,
     new_parser,
     positive_int,
     printable,
@@ -43,6 +44,7 @@ def parse_args(argv=None):
     add_common_arguments(
         parser, batch_size=16, batch_help="images of the same size are batched together", max_workers=4
     )
+    add_window_arguments(parser, training=False)
     return parser.parse_args(argv)
 
 
@@ -66,7 +68,9 @@ def main(argv=None):
         usage_error("npr-detect", f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {' '.join(args.paths)}")
     device = resolve_device(args.device, "npr-detect")
     try:
-        model = load_detector(args.weights, device, npr_impl=NPR_IMPLEMENTATIONS[args.npr])
+        model = load_detector(
+            args.weights, device, window=args.npr_window, anchor=args.npr_anchor, npr_impl=NPR_IMPLEMENTATIONS[args.npr]
+        )
     except (CheckpointError, FileNotFoundError) as error:
         usage_error("npr-detect", str(error))
     protocol = Protocol(

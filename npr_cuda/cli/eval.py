@@ -31,7 +31,15 @@ from ..detector.data import (
 from ..detector.metrics import binary_metrics
 from ..detector.model import NPR_IMPLEMENTATIONS
 from ..detector.predict import predict
-from .common import add_common_arguments, new_parser, printable, report_failures, resolve_device, usage_error
+from .common import (
+    add_common_arguments,
+    add_window_arguments,
+    new_parser,
+    printable,
+    report_failures,
+    resolve_device,
+    usage_error,
+)
 
 COLUMNS = ["generator", "n", "acc", "ap", "real_acc", "fake_acc"]
 
@@ -52,6 +60,7 @@ def parse_args(argv=None):
     parser.add_argument("--json", help="also write the table here as JSON")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_common_arguments(parser, batch_size=64, batch_help="default 64 (the preset's, if it fixes one)")
+    add_window_arguments(parser, training=False)
     return parser.parse_args(argv)
 
 
@@ -113,7 +122,9 @@ def main(argv=None):
         if output and not os.path.isdir(os.path.dirname(os.path.abspath(output))):
             usage_error("npr-eval", f"{output}: its folder does not exist")
     try:
-        model = load_detector(args.weights, device, npr_impl=NPR_IMPLEMENTATIONS[args.npr])
+        model = load_detector(
+            args.weights, device, window=args.npr_window, anchor=args.npr_anchor, npr_impl=NPR_IMPLEMENTATIONS[args.npr]
+        )
     except (CheckpointError, FileNotFoundError) as error:
         usage_error("npr-eval", str(error))
     skipped = []

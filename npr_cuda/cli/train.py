@@ -18,7 +18,7 @@ import sys
 from ..detector.checkpoint import CheckpointError, CheckpointWriteError
 from ..detector.data import real_fake_samples
 from ..detector.training import ConfigError, Interrupted, TrainConfig, train
-from .common import add_common_arguments, new_parser, printable, resolve_device, usage_error
+from .common import add_common_arguments, add_window_arguments, new_parser, printable, resolve_device, usage_error
 
 
 def pair(kind):
@@ -65,6 +65,7 @@ def parse_args(argv=None):
     parser.add_argument("--resume", default=None, help="an npr-train checkpoint (last.pth) to continue from")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     add_common_arguments(parser, batch_size=32, batch_help="global batch (default 32)")
+    add_window_arguments(parser, training=True)
     return parser.parse_args(argv)
 
 
@@ -91,6 +92,8 @@ def config_from(args) -> TrainConfig:
         resume=args.resume,
         device=str(resolve_device(args.device, "npr-train")),
         npr=args.npr,
+        npr_window=args.npr_window,
+        npr_anchor=args.npr_anchor,
         max_pixels=args.max_pixels,
         progress=not args.quiet,
     )

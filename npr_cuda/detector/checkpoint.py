@@ -15,12 +15,12 @@ import errno
 import os
 import shutil
 from dataclasses import dataclass, field
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Optional, Tuple
 
 import torch
 from torch import Tensor, nn
 
-from .model import NPRResNet, npr_resnet50
+from .model import DEFAULT_ANCHOR, DEFAULT_WINDOW, NPRResNet, npr_resnet50
 
 __all__ = [
     "CheckpointError",
@@ -111,9 +111,31 @@ def load_weights(model: nn.Module, path: str, state: Optional[StateDict] = None)
     return model
 
 
-def load_detector(path: str, device="cpu", **kwargs) -> NPRResNet:
-    """An :func:`npr_resnet50` with the weights in ``path``, on ``device``, in eval mode."""
-    return load_weights(npr_resnet50(**kwargs), path).to(device).eval()
+def _pair(value) -> Tuple[int, int]:
+    return (int(value), int(value)) if isinstance(value, int) else (int(value[0]), int(value[1]))
+
+
+def npr_settings(obj: Any) -> Tuple[Tuple[int, int], Tuple[int, int]]:
+    """The NPR window and anchor a loaded checkpoint's model was trained with: its config's
+    ``npr_window`` and ``npr_anchor``, or the official (2, 2), (0, 0) where it does not say (a
+    raw state dict such as the released NPR.pth)."""
+    config = obj.get("config") if isinstance(obj, dict) and isinstance(obj.get("config"), dict) else {}
+    return _pair(config.get("npr_window", DEFAULT_WINDOW)), _pair(config.get("npr_anchor", DEFAULT_ANCHOR))
+
+
+def load_detector(path: str, device="cpu", window=None, anchor=None, **kwargs) -> NPRResNet:
+    """An :func:`npr_resnet50` with the weights in ``path``, on ``device``, in eval mode, with the
+    NPR window and anchor the checkpoint records (npr_settings). A ``window`` or ``anchor``
+    given here must agree with it: CheckpointError otherwise, never a silent override."""
+    obj = _read(path)
+    saved = dict(zip(("window", "anchor"), npr_settings(obj)))
+    for name, given in (("window", window), ("anchor", anchor)):
+        if given is not None and _pair(given) != saved[name]:
+            raise CheckpointError(
+                f"checkpoint {path} holds a detector trained with NPR {name} {saved[name]}, not {_pair(given)}"
+            )
+    model = npr_resnet50(window=saved["window"], anchor=saved["anchor"], **kwargs)
+    return load_weights(model, path, _model_state(obj, path)).to(device).eval()
 
 
 class CheckpointWriteError(OSError):

@@ -9,19 +9,21 @@ released ``NPR.pth`` and ``model_epoch_last_3090.pth`` load with ``strict=True``
 bottlenecks are torchvision's, whose parameter names and forward are the official ones.
 """
 
-from typing import Callable
+from typing import Callable, Tuple
 
 import torch
 from torch import Tensor, nn
 from torchvision.models.resnet import Bottleneck
 
 from ..ops import npr
-from ..reference import official_npr
+from ..reference import formula_npr
 
-__all__ = ["NPR_IMPLEMENTATIONS", "NPRResNet", "npr_resnet50", "crop_to_even"]
+__all__ = ["NPR_IMPLEMENTATIONS", "DEFAULT_WINDOW", "DEFAULT_ANCHOR", "NPRResNet", "npr_resnet50", "crop_to_even"]
 
-# What computes NPR inside the model: the fused op, or the official formula (for comparisons).
-NPR_IMPLEMENTATIONS = {"npr_cuda": npr, "official": official_npr}
+# What computes NPR inside the model: the fused op, or the published formulas (for comparisons):
+# each takes (x, window, anchor).
+NPR_IMPLEMENTATIONS = {"npr_cuda": npr, "official": formula_npr}
+DEFAULT_WINDOW, DEFAULT_ANCHOR = (2, 2), (0, 0)  # the paper's choice, the official model's
 
 
 def crop_to_even(x: Tensor) -> Tensor:
@@ -33,11 +35,22 @@ def crop_to_even(x: Tensor) -> Tensor:
 
 class NPRResNet(nn.Module):
     """The official NPR detector. ``npr_impl`` computes NPR; the default is the fused op, and
-    :func:`npr_cuda.reference.official_npr` gives the official computation (for comparisons)."""
+    :func:`npr_cuda.reference.formula_npr` gives the published computation (for comparisons).
+    ``window`` and ``anchor`` generalise NPR as in the paper's ablation (see :func:`npr_cuda.npr`);
+    the defaults are the official model's. They are settings, not weights: the state dict is the
+    same for every window, and a training checkpoint records them (detector/checkpoint.py)."""
 
-    def __init__(self, num_classes: int = 1, npr_impl: Callable[[Tensor], Tensor] = npr):
+    def __init__(
+        self,
+        num_classes: int = 1,
+        npr_impl: Callable[..., Tensor] = npr,
+        window: Tuple[int, int] = DEFAULT_WINDOW,
+        anchor: Tuple[int, int] = DEFAULT_ANCHOR,
+    ):
         super().__init__()
         self.npr_impl = npr_impl
+        self.window = (window, window) if isinstance(window, int) else tuple(window)
+        self.anchor = tuple(anchor)
         self.inplanes = 64
         # Registration order is the state-dict order of the official model.
         self.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=2, padding=1, bias=False)
@@ -68,9 +81,13 @@ class NPRResNet(nn.Module):
         return nn.Sequential(*layers)
 
     def features(self, x: Tensor) -> Tensor:
-        """The input of conv1: NPR of the (even-cropped) normalised image, scaled by 2/3 in the
-        official order of operations."""
-        return self.npr_impl(crop_to_even(x)) * 2.0 / 3.0
+        """The input of conv1: NPR of the normalised image, scaled by 2/3 in the official order
+        of operations. With the official window, odd sizes are cropped to even first (the
+        official README's protocol); another window takes the image whole (partial windows at the
+        edges use clamped anchors)."""
+        if self.window == DEFAULT_WINDOW and self.anchor == DEFAULT_ANCHOR:
+            return self.npr_impl(crop_to_even(x)) * 2.0 / 3.0
+        return self.npr_impl(x, self.window, self.anchor) * 2.0 / 3.0
 
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 4 or x.shape[-2] < 2 or x.shape[-1] < 2:

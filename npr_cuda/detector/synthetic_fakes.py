@@ -150,8 +150,9 @@ def normalise(images: Tensor) -> Tensor:
     return (images - mean) / std
 
 
-def figure(split: Dict[str, Tensor], path: str, columns: int = 4, zoom: int = 3) -> None:
-    """A PNG: for real crops and each family, a row of crops and a row of their |NPR| maps."""
+def figure(split: Dict[str, Tensor], path: str, columns: int = 4, zoom: int = 3, window=2, anchor=(0, 0)) -> None:
+    """A PNG: for real crops and each family, a row of crops and a row of their |NPR| maps (NPR
+    with `window` and `anchor`)."""
     size = split["real"].shape[-1] * zoom
     label_width, gap = 150, 4
     rows = list(split)
@@ -162,7 +163,7 @@ def figure(split: Dict[str, Tensor], path: str, columns: int = 4, zoom: int = 3)
         draw.text((6, y + size // 2 - 12), name.replace("_", " "), fill="black")
         draw.text((6, y + size // 2 + 2), "image | NPR", fill="gray")
         images = split[name][:: max(1, len(split[name]) // columns)][:columns]  # spread over the photos
-        maps = npr_reference(images).abs().sum(1, keepdim=True)
+        maps = npr_reference(images, window, anchor).abs().sum(1, keepdim=True)
         maps = (maps / maps.flatten(1).quantile(0.99, dim=1).clamp_min(1e-6).view(-1, 1, 1, 1)).clamp(0, 1)
         for c in range(columns):
             for k, tile in enumerate((images[c], maps[c].expand(3, -1, -1))):

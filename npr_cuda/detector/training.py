@@ -40,7 +40,7 @@ from tqdm import tqdm
 from .checkpoint import TrainingState, load_weights, read_training_state, save_training_state
 from .data import DEFAULT_MAX_PIXELS, IMAGENET_MEAN, IMAGENET_STD, ImageDataset, Protocol, eval_transform, make_loader
 from .metrics import binary_metrics
-from .model import NPR_IMPLEMENTATIONS, npr_resnet50
+from .model import DEFAULT_ANCHOR, DEFAULT_WINDOW, NPR_IMPLEMENTATIONS, npr_resnet50
 from .predict import predict
 
 LR_DECAY = 0.9
@@ -236,6 +236,8 @@ class TrainConfig:
     resume: Optional[str] = None  # a checkpoint to continue from
     device: str = "cpu"
     npr: str = "npr_cuda"  # a key of NPR_IMPLEMENTATIONS
+    npr_window: Tuple[int, int] = DEFAULT_WINDOW  # NPR's window and anchor (the paper's ablation)
+    npr_anchor: Tuple[int, int] = DEFAULT_ANCHOR
     max_pixels: Optional[int] = DEFAULT_MAX_PIXELS  # larger images are skipped
     progress: bool = True
 
@@ -267,6 +269,12 @@ class TrainConfig:
         require(self.max_pixels is None or self.max_pixels >= 1, "max_pixels", "at least 1")
         require(self.amp in AMP_DTYPES, "amp", f"one of {sorted(AMP_DTYPES)}")
         require(self.npr in NPR_IMPLEMENTATIONS, "npr", f"one of {sorted(NPR_IMPLEMENTATIONS)}")
+        require(len(self.npr_window) == 2 and min(self.npr_window) >= 1, "npr_window", "rows, columns >= 1")
+        require(
+            len(self.npr_anchor) == 2 and all(0 <= a < w for a, w in zip(self.npr_anchor, self.npr_window)),
+            "npr_anchor",
+            f"row, column inside the window {tuple(self.npr_window)}",
+        )
         require(torch.device(self.device).type != "cuda" or torch.cuda.is_available(), "device", "a visible GPU")
 
 
@@ -310,7 +318,9 @@ def train(
     device = procs.device
     memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
     torch.manual_seed(config.seed)  # the initial weights
-    model = npr_resnet50(npr_impl=NPR_IMPLEMENTATIONS[config.npr]).to(device, memory_format=memory_format)
+    model = npr_resnet50(
+        npr_impl=NPR_IMPLEMENTATIONS[config.npr], window=config.npr_window, anchor=config.npr_anchor
+    ).to(device, memory_format=memory_format)
     optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(config.beta1, 0.999))
     amp_dtype = AMP_DTYPES[config.amp]
     scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16)
@@ -320,6 +330,10 @@ def train(
     epoch, samples_done, total_steps = 0, 0, 0
     if config.resume:
         resumed = read_training_state(config.resume)
+        for name in ("npr_window", "npr_anchor"):
+            saved = tuple(resumed.config.get(name, getattr(TrainConfig, name)))  # absent: the official one
+            if saved != tuple(getattr(config, name)):
+                raise ConfigError(name, f"{tuple(getattr(config, name))}, but {config.resume} was trained with {saved}")
         load_weights(model, config.resume, resumed.model)
         optimizer.load_state_dict(resumed.optimizer)
         scaler.load_state_dict(resumed.scaler)

@@ -26,8 +26,8 @@ def test_cuda_checks_parity_covers_the_shape_list():
     result = run(sys.executable, "bench/cuda_checks.py", "parity", "--device", "cpu")
     with open(os.path.join(ROOT, "tests", "kernel_shapes.txt")) as f:
         cases = [line for line in f if line.strip() and not line.startswith("#")]
-    # per case: 4 dtypes x 2 ops x (CPU op, official formula)
-    assert result.stdout.count("ok ") == len(cases) * 4 * 2 * 2
+    # per case: 4 dtypes x 2 ops x (CPU op, official formula, 5 other windows against the CPU op)
+    assert result.stdout.count("ok ") == len(cases) * 4 * 2 * (2 + 5)
 
 
 def test_gpu_session_script_parses():

@@ -254,3 +254,12 @@ def test_non_utf8_file_names_print_escaped(tmp_path, weights):
     assert result.returncode == 0, result.stderr.decode(errors="replace")[-2000:]
     assert "caf\\xe9.png\t" in result.stdout.decode("utf-8")
     assert "bad\\xff.png: " in result.stderr.decode("utf-8")
+
+
+def test_eval_and_detect_check_the_window_against_the_checkpoint(tmp_path, weights, capsys):
+    """A raw state dict means the official window: asking for another is an error."""
+    image = write_image(str(tmp_path / "a.png"), size=(32, 32))
+    argv = [image, "--weights", weights, "--workers", "0", "--device", "cpu", "--npr-window", "3"]
+    exit_message(capsys, 2, detect_cli.main, argv, r"trained with NPR window \(2, 2\), not \(3, 3\)")
+    detect_cli.main([*argv[:-1], "2", "--npr-anchor", "0,0", "--quiet"])
+    assert capsys.readouterr().out.startswith(image)

@@ -11,7 +11,8 @@ def test_demo_end_to_end_tiny(tmp_path, capsys):
     tiny = "--crops 2 --size 16 --epochs 1 --batch-size 8 --device cpu --seeds 2 --seed 5".split()
     demo_cli.main([*tiny, "--figure", str(tmp_path / "demo.png"), "--json", str(out)])
     table = capsys.readouterr().out
-    assert "NPR detector trained on transposed_conv up-sampling" in table and "over 2 seed(s)" in table
+    assert "NPR detector (window 2x2, anchor (0, 0)) trained on transposed_conv up-sampling" in table
+    assert "over 2 seed(s)" in table
     report = json.load(open(out))
     assert [run["seed"] for run in report["per_seed"]] == [5, 6]
     for run in report["per_seed"]:

@@ -17,9 +17,11 @@ from helpers.cli import exit_message
 from PIL import Image
 
 import npr_cuda.detector.training as training
+from npr_cuda import npr
 from npr_cuda.cli import train as train_cli
-from npr_cuda.detector import load_detector, npr_resnet50, read_state_dict
+from npr_cuda.detector import CheckpointError, load_detector, npr_resnet50, read_state_dict
 from npr_cuda.detector.training import decayed_lr
+from npr_cuda.reference import formula_npr
 
 
 def write_dataset(root, per_class=8, size=40, seed=0):
@@ -287,3 +289,30 @@ def test_training_options(data, tmp_path, options):
     record = log_of(tmp_path)[0]
     assert math.isfinite(record["train_loss"]) and 0 <= record["val_acc"] <= 1
     load_detector(os.path.join(tmp_path, "last.pth"))
+
+
+def test_npr_window_is_trained_recorded_and_checked(data, tmp_path, capsys):
+    """npr-train --npr-window/--npr-anchor: the model uses them, the checkpoint records them,
+    load_detector takes them from it, and a different window is refused, not overridden."""
+    run = tmp_path / "w3"
+    train_cli.main(train_args(data, run, "--niter", "1", "--val-split", "", "--npr-window", "3", "--npr-anchor", "1,2"))
+    checkpoint = str(run / "last.pth")
+    model = load_detector(checkpoint)
+    assert (model.window, model.anchor) == ((3, 3), (1, 2))
+    assert load_detector(checkpoint, window=3, anchor=(1, 2)).window == (3, 3)
+    with pytest.raises(CheckpointError, match=r"trained with NPR window \(3, 3\), not \(2, 2\)"):
+        load_detector(checkpoint, window=2)
+    argv = train_args(data, run, "--niter", "2", "--val-split", "", "--resume", checkpoint)  # default window 2
+    exit_message(capsys, 2, train_cli.main, argv, r"--npr-window: .*was trained with \(3, 3\)")
+    exit_message(capsys, 2, train_cli.main, train_args(data, tmp_path / "bad", "--npr-anchor", "2,0"), "--npr-anchor")
+
+
+def test_the_detector_with_another_window_is_the_op_inside(gen):
+    torch.manual_seed(0)
+    model = npr_resnet50(window=(4, 3), anchor=(3, 1)).eval()
+    x = torch.randn(2, 3, 30, 29, generator=gen)
+    assert torch.equal(model.features(x), npr(x, (4, 3), (3, 1)) * 2.0 / 3.0)  # no crop to even
+    published = npr_resnet50(npr_impl=formula_npr, window=(4, 3), anchor=(3, 1)).eval()
+    published.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        assert torch.equal(model(x), published(x))  # the author's padding formula, bit for bit
