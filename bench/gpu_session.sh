@@ -9,8 +9,8 @@
 #
 # Steps, in order: the GPU and the build (build_info, cubins, SASS summary); every kernel instance
 # against the CPU op and the official formula; the CUDA pytest suite; more than 2^31 elements;
-# compute-sanitizer memcheck and initcheck; kernel launches per call; the bandwidth tables; the
-# detector; ncu on the case slowest against clone.
+# compute-sanitizer memcheck and initcheck; kernel launches per call; the bandwidth tables (and
+# one for a 4x4 window); the detector; ncu on the case slowest against clone.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 cpu=0
@@ -80,6 +80,7 @@ bench bench_nchw_large "$big"
 bench bench_cl_large "$big" --channels-last
 bench bench_nchw_small "$small,$fallback" --no-compiled
 bench bench_cl_small "$small,$wide" --channels-last --no-compiled
+bench bench_window4 "$big" --window 4 --anchor 1,3  # the window kernels, against the author's formula
 step detector 150 python bench/bench_detector.py --device "$dev" --batch-size "$([ $cpu = 1 ] && echo 2 || echo 64)" \
   --size "$([ $cpu = 1 ] && echo 64 || echo 224)" --steps 5 --channels-last --json "$out/detector.json"
 if have ncu; then
