@@ -164,17 +164,25 @@ def slowest(args, report, gen):
             report_json = json.load(f)
         for row in report_json["rows"]:
             if row["candidate"] == "npr_cuda" and (worst is None or row["x_clone"] > worst[0]["x_clone"]):
-                worst = (row, report_json["layout"])
+                worst = (
+                    row,
+                    report_json["layout"],
+                    report_json.get("window", [2, 2]),
+                    report_json.get("anchor", [0, 0]),
+                )
     if worst is None:
         sys.exit("cuda_checks slowest: no npr_cuda rows in the reports")
-    row, layout = worst
-    print(f"slowest: {row['pass']} {row['dtype']} {row['shape']} {layout}: {row['x_clone']:.2f}x clone")
+    row, layout, window, anchor = worst
+    print(
+        f"slowest: {row['pass']} {row['dtype']} {row['shape']} {layout}, window {window} anchor {anchor}: "
+        f"{row['x_clone']:.2f}x clone"
+    )
     shape = tuple(int(n) for n in row["shape"].split("x"))
     fmt = torch.channels_last if layout == "channels_last" else torch.contiguous_format
     x = torch.randn(shape, device=args.device).to(getattr(torch, row["dtype"])).contiguous(memory_format=fmt)
     op = npr_cuda.npr if row["pass"] == "forward" else npr_cuda.npr_backward
     for _ in range(5):
-        op(x)
+        op(x, window, anchor)
     if args.device != "cpu":
         torch.cuda.synchronize()
 
