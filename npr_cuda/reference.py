@@ -25,7 +25,8 @@ def official_npr(x: Tensor) -> Tensor:
     return x - F.interpolate(down, scale_factor=2, mode="nearest", recompute_scale_factor=True)
 
 
-def _as_pair(value: Window) -> Tuple[int, int]:
+def window_pair(value: Window) -> Tuple[int, int]:
+    """A window (or anchor) as (rows, columns): an int n is (n, n)."""
     return (value, value) if isinstance(value, int) else (int(value[0]), int(value[1]))
 
 
@@ -41,7 +42,7 @@ def npr_reference(x: Tensor, window: Window = 2, anchor: Tuple[int, int] = (0, 0
         raise ValueError(
             f"npr_reference: expected a tensor with at least 2 dimensions (..., H, W), got shape {tuple(x.shape)}"
         )
-    (lh, lw), (r, c) = _as_pair(window), anchor
+    (lh, lw), (r, c) = window_pair(window), anchor
     height, width = x.shape[-2:]
     rows = anchor_indices(height, lh, r, x.device)
     cols = anchor_indices(width, lw, c, x.device)
@@ -53,7 +54,7 @@ def author_padding_npr(x: Tensor, window: Window = 2, anchor: Tuple[int, int] = 
     the last row and column up to a multiple of the window (enough to cover H and W again),
     nearest-down-sample by the window, nearest-up-sample by it, crop to H x W, subtract. Any
     rank >= 2 and size."""
-    (lh, lw), (r, c) = _as_pair(window), anchor
+    (lh, lw), (r, c) = window_pair(window), anchor
     height, width = x.shape[-2:]
     planes = x.reshape(-1, 1, height, width)
     # An anchor beyond a small image's last row or column leaves nothing to drop down to: keep
@@ -69,7 +70,7 @@ def author_padding_npr(x: Tensor, window: Window = 2, anchor: Tuple[int, int] = 
 def formula_npr(x: Tensor, window: Window = 2, anchor: Tuple[int, int] = (0, 0)) -> Tensor:
     """NPR by the published formulas: the official one for the default window (2, anchor
     (0, 0)), the author's padding formula for any other."""
-    if _as_pair(window) == (2, 2) and tuple(anchor) == (0, 0):
+    if window_pair(window) == (2, 2) and tuple(anchor) == (0, 0):
         return official_npr(x)
     return author_padding_npr(x, window, anchor)
 

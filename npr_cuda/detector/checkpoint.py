@@ -20,6 +20,7 @@ from typing import Any, Dict, Optional, Tuple
 import torch
 from torch import Tensor, nn
 
+from ..reference import window_pair
 from .model import DEFAULT_ANCHOR, DEFAULT_WINDOW, NPRResNet, npr_resnet50
 
 __all__ = [
@@ -111,16 +112,12 @@ def load_weights(model: nn.Module, path: str, state: Optional[StateDict] = None)
     return model
 
 
-def _pair(value) -> Tuple[int, int]:
-    return (int(value), int(value)) if isinstance(value, int) else (int(value[0]), int(value[1]))
-
-
 def npr_settings(obj: Any) -> Tuple[Tuple[int, int], Tuple[int, int]]:
     """The NPR window and anchor a loaded checkpoint's model was trained with: its config's
     ``npr_window`` and ``npr_anchor``, or the official (2, 2), (0, 0) where it does not say (a
     raw state dict such as the released NPR.pth)."""
     config = obj.get("config") if isinstance(obj, dict) and isinstance(obj.get("config"), dict) else {}
-    return _pair(config.get("npr_window", DEFAULT_WINDOW)), _pair(config.get("npr_anchor", DEFAULT_ANCHOR))
+    return window_pair(config.get("npr_window", DEFAULT_WINDOW)), window_pair(config.get("npr_anchor", DEFAULT_ANCHOR))
 
 
 def load_detector(path: str, device="cpu", window=None, anchor=None, **kwargs) -> NPRResNet:
@@ -130,9 +127,9 @@ def load_detector(path: str, device="cpu", window=None, anchor=None, **kwargs) -
     obj = _read(path)
     saved = dict(zip(("window", "anchor"), npr_settings(obj)))
     for name, given in (("window", window), ("anchor", anchor)):
-        if given is not None and _pair(given) != saved[name]:
+        if given is not None and window_pair(given) != saved[name]:
             raise CheckpointError(
-                f"checkpoint {path} holds a detector trained with NPR {name} {saved[name]}, not {_pair(given)}"
+                f"checkpoint {path} holds a detector trained with NPR {name} {saved[name]}, not {window_pair(given)}"
             )
     model = npr_resnet50(window=saved["window"], anchor=saved["anchor"], **kwargs)
     return load_weights(model, path, _model_state(obj, path)).to(device).eval()

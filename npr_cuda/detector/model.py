@@ -16,7 +16,7 @@ from torch import Tensor, nn
 from torchvision.models.resnet import Bottleneck
 
 from ..ops import npr
-from ..reference import formula_npr
+from ..reference import formula_npr, window_pair
 
 __all__ = ["NPR_IMPLEMENTATIONS", "DEFAULT_WINDOW", "DEFAULT_ANCHOR", "NPRResNet", "npr_resnet50", "crop_to_even"]
 
@@ -49,8 +49,8 @@ class NPRResNet(nn.Module):
     ):
         super().__init__()
         self.npr_impl = npr_impl
-        self.window = (window, window) if isinstance(window, int) else tuple(window)
-        self.anchor = tuple(anchor)
+        self.window = window_pair(window)
+        self.anchor = window_pair(anchor)
         self.inplanes = 64
         # Registration order is the state-dict order of the official model.
         self.conv1 = nn.Conv2d(3, 64, kernel_size=3, stride=2, padding=1, bias=False)
