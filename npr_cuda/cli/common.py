@@ -7,7 +7,6 @@ SIGTERM (npr-train, after saving).
 """
 
 import argparse
-import math
 import os
 import sys
 
@@ -27,31 +26,23 @@ def new_parser(prog: str, doc: str) -> argparse.ArgumentParser:
     )
 
 
-def number(kind, low=None, low_inclusive=True, high=None):
-    """An argparse type: a finite `kind` (int or float) within [low or (low, high]."""
+def int_at_least(low: int):
+    """An argparse type: an integer of at least `low`."""
 
     def parse(text):
         try:
-            value = kind(text)
+            value = int(text)
         except ValueError:
-            expected = "an integer" if kind is int else "a number"
-            raise argparse.ArgumentTypeError(f"expected {expected}, got {text!r}") from None
-        if isinstance(value, float) and not math.isfinite(value):
-            raise argparse.ArgumentTypeError(f"expected a finite number, got {text!r}")
-        if low is not None and (value < low or (value == low and not low_inclusive)):
-            bound = "at least" if low_inclusive else "more than"
-            raise argparse.ArgumentTypeError(f"expected {bound} {low}, got {text}")
-        if high is not None and value > high:
-            raise argparse.ArgumentTypeError(f"expected at most {high}, got {text}")
+            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected at least {low}, got {text}")
         return value
 
     return parse
 
 
-positive_int = number(int, 1)
-non_negative_int = number(int, 0)
-positive_float = number(float, 0, low_inclusive=False)
-probability = number(float, 0, high=1)
+positive_int = int_at_least(1)
+non_negative_int = int_at_least(0)
 
 
 def add_common_arguments(
