@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <array>
 #include <cstring>
+#include <limits>
 #include <type_traits>
 #include <vector>
 
@@ -427,6 +428,27 @@ void run_row_pairs(const PlaneLayout& layout) {
 // the sums of all the whole windows of a row group are accumulated side by side, one window
 // position at a time, so that no sum waits on the latency of its previous addition.
 
+// Whether a row's anchors are spread with vector gathers: float and double (at::vec has
+// gathers for them; a 16-bit type has no index of its own width).
+template <typename scalar_t>
+constexpr bool kGathered = std::is_same_v<scalar_t, float> || std::is_same_v<scalar_t, double>;
+
+// spread[c] = anchors[index[c]] for a row of `length` elements. (A scalar loop, or a fill per
+// window, measured slower for float: bench/RESULTS.md, window kernels.)
+template <typename scalar_t, typename Index>
+void spread_row(const scalar_t* anchors, const Index* index, scalar_t* spread, int64_t length) {
+  int64_t c = 0;
+  if constexpr (kGathered<scalar_t>) {
+    using V = Vectorized<scalar_t>;
+    for (; c + V::size() <= length; c += V::size()) {
+      at::vec::gather<sizeof(scalar_t)>(anchors, Vectorized<Index>::loadu(index + c)).store(spread + c);
+    }
+  }
+  for (; c < length; ++c) {
+    spread[c] = anchors[index[c]];
+  }
+}
+
 // out = x - spread for `length` elements, with vectors.
 template <typename scalar_t>
 void subtract_row(const scalar_t* x, const scalar_t* spread, scalar_t* out, int64_t length) {
@@ -457,10 +479,14 @@ void run_window_groups(const PlaneLayout& layout, const Window& win) {
   const int64_t grain = std::max<int64_t>(1, kElementsPerTask / (win.rows * length));
   const scalar_t* in = layout.input.const_data_ptr<scalar_t>();
   scalar_t* out = layout.output.mutable_data_ptr<scalar_t>();
-  // The column of each column's anchor, in the anchor row.
-  std::vector<int64_t> anchor_column(length);
+  // The column of each column's anchor, in the anchor row (an integer of the element's width
+  // for float and double, which vector gathers then read).
+  using Index = std::conditional_t<kGathered<scalar_t>, at::vec::int_same_size_t<scalar_t>, int64_t>;
+  TORCH_CHECK(length <= std::numeric_limits<Index>::max(), "npr: rows of ", length, " elements are too long");
+  std::vector<Index> anchor_column(length);
   for (int64_t c = 0; c < length; ++c) {
-    anchor_column[c] = window_anchor(c / inner, width, win.cols, win.anchor_col) * inner + c % inner;
+    anchor_column[c] =
+        static_cast<Index>(window_anchor(c / inner, width, win.cols, win.anchor_col) * inner + c % inner);
   }
   const int64_t whole_windows = width / win.cols;  // per row; a partial one may follow
   const int64_t window_stride = win.cols * inner;  // from one window's column to the next's
@@ -476,9 +502,7 @@ void run_window_groups(const PlaneLayout& layout, const Window& win) {
       const int64_t offset = (plane * height + first_row) * length;
       const scalar_t* anchors = in + (plane * height + anchor_row) * length;
       if constexpr (kPass == Pass::kForward) {
-        for (int64_t c = 0; c < length; ++c) {  // (measured faster than a fill per window)
-          spread[c] = anchors[anchor_column[c]];
-        }
+        spread_row(anchors, anchor_column.data(), spread.data(), length);
         for (int64_t k = 0; k < rows; ++k) {
           subtract_row(in + offset + k * length, spread.data(), out + offset + k * length, length);
         }
