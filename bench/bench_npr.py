@@ -34,6 +34,7 @@ from run_record import write_report
 from tqdm import tqdm
 
 import npr_cuda
+from npr_cuda.cli.common import int_pair
 from npr_cuda.reference import author_padding_npr, official_npr
 
 SHAPES = [(1, 3, 224, 224), (32, 3, 224, 224), (128, 3, 256, 256), (8, 3, 1024, 1024)]
@@ -46,12 +47,6 @@ ROTATION_BYTES = 256 << 20  # inputs cycled per candidate: well past any CPU or 
 GLIBC_KEEP_FREED_MEMORY = "glibc.malloc.mmap_threshold=4294967296:glibc.malloc.trim_threshold=17179869184"
 
 
-def pair(text):
-    """An int L (L, L) or two ints A,B."""
-    values = tuple(int(v) for v in text.split(","))
-    return values * 2 if len(values) == 1 else values
-
-
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="two shapes, fewer repeats: about a minute on 2 CPU cores")
@@ -59,8 +54,10 @@ def parse_args(argv=None):
     parser.add_argument("--dtypes", default=None, help="default: float32,bfloat16 (and float16 on CUDA)")
     parser.add_argument("--shapes", default=None, help="e.g. 32x3x224x224,8x3x1024x1024")
     parser.add_argument("--channels-last", action="store_true", help="channels_last inputs instead of NCHW")
-    parser.add_argument("--window", type=pair, default=(2, 2), metavar="L or LH,LW", help="NPR window (default 2)")
-    parser.add_argument("--anchor", type=pair, default=(0, 0), metavar="R,C", help="anchor in the window (default 0,0)")
+    parser.add_argument("--window", type=int_pair, default=(2, 2), metavar="L or LH,LW", help="NPR window (default 2)")
+    parser.add_argument(
+        "--anchor", type=int_pair, default=(0, 0), metavar="R,C", help="anchor in the window (default 0,0)"
+    )
     parser.add_argument(
         "--no-compiled",
         action="store_true",

@@ -7,14 +7,13 @@ real input checks. NPR is linear, so its backward is the adjoint op ``npr_backwa
 backward of that is ``npr`` again: double backward works.
 """
 
-from typing import List, Sequence, Tuple, Union
+from typing import List, Sequence, Tuple
 
 import torch
 from torch import Tensor
 
 from . import _C
-
-Window = Union[int, Tuple[int, int]]
+from .reference import Window
 
 
 def _pair(value: Window, name: str, op: str) -> List[int]:

@@ -95,7 +95,7 @@ class TrainDataset(ImageDataset):
     """ImageDataset whose augmentation is drawn from (seed, epoch, index); Failure if broken."""
 
     def __init__(
-        self, samples: Sequence[Tuple[str, int]], max_pixels: Optional[int], transform: TrainTransform, seed: int
+        self, samples: Sequence[Tuple[str, int]], transform: TrainTransform, seed: int, max_pixels: Optional[int]
     ):
         super().__init__(samples, transform, max_pixels)
         self.seed, self.epoch = seed, 0
@@ -350,7 +350,6 @@ def train(
 
     dataset = TrainDataset(
         train_samples,
-        config.max_pixels,
         TrainTransform(
             load_size=config.load_size,
             crop_size=config.crop_size,
@@ -361,6 +360,7 @@ def train(
             jpeg_quality=config.jpeg_quality,
         ),
         config.seed,
+        config.max_pixels,
     )
     sampler = DistributedSampler(
         dataset, num_replicas=procs.world, rank=procs.rank, shuffle=True, seed=config.seed, drop_last=True
