@@ -19,7 +19,10 @@ from ..detector.model import NPR_IMPLEMENTATIONS
 from ..detector.predict import predict
 from .common import (
     add_common_arguments,
+    add_speed_arguments,
     add_window_arguments,
+    build_fast_detector,
+    data_workers,
     new_parser,
     positive_int,
     printable,
@@ -45,6 +48,7 @@ def parse_args(argv=None):
         parser, batch_size=16, batch_help="images of the same size are batched together", max_workers=4
     )
     add_window_arguments(parser, training=False)
+    add_speed_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -79,11 +83,10 @@ def main(argv=None):
         load_size=256 if args.resize is None else args.resize,
         crop_size=224 if args.crop is None else args.crop,
     )
+    detector = build_fast_detector("npr-detect", model, device, args, len(images), protocol.resize or protocol.crop)
     dataset = ImageDataset([(path, -1) for path in images], eval_transform(protocol), args.max_pixels)
-    loader = make_loader(dataset, args.batch_size, args.workers, pin_memory=device.type == "cuda")
-    result = predict(
-        model, loader, device, desc="npr-detect", progress=not args.quiet, max_batch_pixels=args.max_pixels
-    )
+    loader = make_loader(dataset, args.batch_size, data_workers(args, device), pin_memory=device.type == "cuda")
+    result = predict(detector, loader, desc="npr-detect", progress=not args.quiet, max_batch_pixels=args.max_pixels)
     position = {path: i for i, path in enumerate(images)}  # batches group images by size: restore order
     for path, prob in sorted(zip(result.paths, result.probs), key=lambda item: position[item[0]]):
         label = "fake" if prob > THRESHOLD else "real"

@@ -33,7 +33,10 @@ from ..detector.model import NPR_IMPLEMENTATIONS
 from ..detector.predict import predict
 from .common import (
     add_common_arguments,
+    add_speed_arguments,
     add_window_arguments,
+    build_fast_detector,
+    data_workers,
     new_parser,
     printable,
     report_failures,
@@ -61,6 +64,7 @@ def parse_args(argv=None):
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_common_arguments(parser, batch_size=64, batch_help="default 64 (the preset's, if it fixes one)")
     add_window_arguments(parser, training=False)
+    add_speed_arguments(parser)
     return parser.parse_args(argv)
 
 
@@ -78,13 +82,19 @@ def generators(root, skipped):
     return found
 
 
-def evaluate(model, generator_samples, protocol: Protocol, device, batch_size, workers, max_pixels, progress=True):
+def generator_predictions(detector, name, samples, protocol: Protocol, batch_size, workers, max_pixels, progress=True):
+    """The probabilities of one generator's images under `protocol`; `detector` is a FastDetector."""
+    dataset = ImageDataset(samples, eval_transform(protocol), max_pixels)
+    pin_memory = detector.device.type == "cuda"
+    loader = make_loader(dataset, protocol.batch_size or batch_size, workers, pin_memory=pin_memory)
+    return predict(detector, loader, desc=name, progress=progress, max_batch_pixels=max_pixels)
+
+
+def evaluate(detector, generator_samples, protocol: Protocol, batch_size, workers, max_pixels, progress=True):
     """Rows of COLUMNS per generator plus the mean row, the failures, and the throughput."""
     rows, failures, images, seconds = [], [], 0, 0.0
     for name, samples in generator_samples:
-        dataset = ImageDataset(samples, eval_transform(protocol), max_pixels)
-        loader = make_loader(dataset, protocol.batch_size or batch_size, workers, pin_memory=device.type == "cuda")
-        result = predict(model, loader, device, desc=name, progress=progress, max_batch_pixels=max_pixels)
+        result = generator_predictions(detector, name, samples, protocol, batch_size, workers, max_pixels, progress)
         failures += result.failures
         images += len(result.probs)
         seconds += result.seconds
@@ -135,8 +145,10 @@ def main(argv=None):
         print(f"npr-eval: {printable(args.root)}: no generator folder with 0_real/1_fake images in it", file=sys.stderr)
         raise SystemExit(1)
     protocol = PRESETS[args.preset]
+    images = sum(len(samples) for _, samples in found)
+    detector = build_fast_detector("npr-eval", model, device, args, images, fixed_size=protocol.resize or protocol.crop)
     rows, failures, rate = evaluate(
-        model, found, protocol, device, args.batch_size, args.workers, args.max_pixels, not args.quiet
+        detector, found, protocol, args.batch_size, data_workers(args, device), args.max_pixels, not args.quiet
     )
     print(f"preset {args.preset}: resize {protocol.resize}, crop {protocol.crop}; {device}; {rate:.1f} images/s")
     print(format_table(rows))

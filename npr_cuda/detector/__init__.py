@@ -1,7 +1,7 @@
 """The NPR detector on top of :func:`npr_cuda.npr`: the official model and its checkpoints
 (``model``, ``checkpoint``), images and test protocols (``data``), the official metrics
-(``metrics``), inference (``predict``), the training recipe (``training``) and the demo's
-offline real and fake images (``synthetic_fakes``).
+(``metrics``), inference (``predict``) and what makes it fast (``speed``), the training recipe
+(``training``) and the demo's offline real and fake images (``synthetic_fakes``).
 
 Needs the ``detector`` extra (torchvision, pillow, scikit-learn, tqdm); the op alone needs only
 torch.
@@ -20,11 +20,15 @@ except ImportError as error:  # pragma: no cover - depends on what is installed
 
 from .checkpoint import CheckpointError, load_detector, load_weights, read_state_dict
 from .model import NPR_IMPLEMENTATIONS, NPRResNet, npr_resnet50
+from .speed import FastDetector, SpeedOptions, fast_detector
 
 __all__ = [
     "NPR_IMPLEMENTATIONS",
     "CheckpointError",
+    "FastDetector",
     "NPRResNet",
+    "SpeedOptions",
+    "fast_detector",
     "load_detector",
     "load_weights",
     "npr_resnet50",

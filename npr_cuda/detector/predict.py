@@ -2,10 +2,9 @@
 
 import time
 from dataclasses import dataclass, field
-from typing import List
+from typing import Callable, List
 
-import torch
-from torch import Tensor, nn
+from torch import Tensor
 from tqdm import tqdm
 
 from .data import DEFAULT_MAX_PIXELS, Failure
@@ -20,30 +19,31 @@ class Predictions:
     seconds: float = 0.0
 
 
-def fake_probabilities(model: nn.Module, images: Tensor) -> Tensor:
+def fake_probabilities(detector: Callable[[Tensor], Tensor], images: Tensor) -> Tensor:
     """P(fake) = sigmoid(logit) for each image of a batch, as float32 (N,)."""
-    return model(images).float().sigmoid().flatten()
+    return detector(images).float().sigmoid().flatten()
 
 
 def predict(
-    model, loader, device, desc: str = "predict", progress: bool = True, max_batch_pixels: int = DEFAULT_MAX_PIXELS
+    detector: Callable[[Tensor], Tensor],
+    loader,
+    desc: str = "predict",
+    progress: bool = True,
+    max_batch_pixels: int = DEFAULT_MAX_PIXELS,
 ) -> Predictions:
-    """Probabilities of fake for every image the loader yields (model in eval mode, no grad).
-    A forward pass sees at most ``max_batch_pixels`` pixels (or one image), which bounds the
-    memory of native-size inference on large images; the protocols' batches stay whole."""
-    model.eval()
+    """Probabilities of fake for every image the loader yields. `detector` takes a batch on the
+    CPU to logits: a :class:`~npr_cuda.detector.speed.FastDetector`. A forward pass sees at
+    most ``max_batch_pixels`` pixels (or one image), which bounds the memory of native-size
+    inference on large images; the protocols' batches stay whole."""
     out = Predictions()
     start = time.perf_counter()
-    with torch.inference_mode():
-        for batch in tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False):
-            out.failures += batch.failures
-            for images, labels, paths in batch.groups:
-                per_pass = max(1, max_batch_pixels // (images.shape[-2] * images.shape[-1]))
-                for chunk in images.split(per_pass):
-                    out.probs += fake_probabilities(model, chunk.to(device, non_blocking=True)).tolist()
-                out.labels += labels.tolist()
-                out.paths += paths
-    if torch.device(device).type == "cuda":
-        torch.cuda.synchronize(device)
+    for batch in tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False):
+        out.failures += batch.failures
+        for images, labels, paths in batch.groups:
+            per_pass = max(1, max_batch_pixels // (images.shape[-2] * images.shape[-1]))
+            for chunk in images.split(per_pass):
+                out.probs += fake_probabilities(detector, chunk).tolist()  # tolist waits for the device
+            out.labels += labels.tolist()
+            out.paths += paths
     out.seconds = time.perf_counter() - start
     return out

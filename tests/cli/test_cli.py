@@ -263,3 +263,24 @@ def test_eval_and_detect_check_the_window_against_the_checkpoint(tmp_path, weigh
     exit_message(capsys, 2, detect_cli.main, argv, r"trained with NPR window \(2, 2\), not \(3, 3\)")
     detect_cli.main([*argv[:-1], "2", "--npr-anchor", "0,0", "--quiet"])
     assert capsys.readouterr().out.startswith(image)
+
+
+@pytest.mark.parametrize(
+    "tool, extra, message",
+    [
+        (eval_cli, ["--preset", "GANGen-Detection"], "npr-eval: CUDA graphs need a CUDA device, not cpu"),
+        (detect_cli, [], "npr-detect: CUDA graphs need a CUDA device, not cpu"),
+    ],
+)
+def test_cuda_graphs_are_refused_where_they_cannot_work(tmp_path, weights, capsys, tool, extra, message):
+    make_generator_tree(str(tmp_path / "set"), per_class=1)
+    argv = [str(tmp_path / "set"), "--weights", weights, "--device", "cpu", "--cuda-graphs", *extra]
+    exit_message(capsys, 2, tool.main, argv, message)
+
+
+def test_eval_says_how_it_runs_the_model(tmp_path, weights, capsys):
+    make_generator_tree(str(tmp_path / "set"), per_class=1)
+    eval_cli.main([str(tmp_path / "set"), "--weights", weights, "--device", "cpu", "--workers", "0"])
+    err = capsys.readouterr().err
+    assert "npr-eval: 4 images on cpu; model: batch norms folded, channels_last" in err
+    assert "torch.compile" not in err  # auto: 4 images are far too few to pay for compiling
