@@ -1,7 +1,7 @@
 """Decoding for the detector: PIL (what the tools and the official code use) against
 torchvision.io, from file to ImageNet-normalised float tensor, on the same PNG files.
 
-Times, per image and on one thread (a data worker's share), ``load_rgb`` + the ForenSynths
+Times, per image and on one thread (a data worker's share), ``load_rgb`` + the native-size
 transform against ``torchvision.io.decode_image`` + the same ToTensor/Normalize arithmetic, and
 checks that both give the same tensor (PNG is lossless; JPEG decoders may differ).
 
@@ -24,7 +24,7 @@ from npr_cuda.detector.data import IMAGENET_MEAN, IMAGENET_STD, PRESETS, eval_tr
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--images", type=int, default=64)
-    parser.add_argument("--size", type=int, default=256, help="side of the PNGs (the ForenSynths preset's size)")
+    parser.add_argument("--size", type=int, default=256, help="side of the PNGs (256: the ForenSynths size)")
     parser.add_argument("--repeats", type=int, default=5, help="passes over the files per decoder (median)")
     return parser.parse_args(argv)
 
@@ -32,7 +32,7 @@ def parse_args(argv=None):
 def main(argv=None):
     args = parse_args(argv)
     torch.set_num_threads(1)
-    transform = eval_transform(PRESETS["ForenSynths"])
+    transform = eval_transform(PRESETS["GANGen-Detection"])  # native size: decoding alone
     decoders = {
         "PIL": lambda path: transform(load_rgb(path)),
         "torchvision.io": lambda path: TF.normalize(
