@@ -15,7 +15,8 @@ DataLoader, the eager model with the official NPR formula, written here) against
 (npr_cuda.cli.eval, ForenSynths preset), and one epoch of the official trainer's loop (written
 here) against npr-train's (npr_cuda.detector.training.train). Wall time of each job from start
 to end (model set-up, loader start, compilation included); images/s, the ratio, and how far the
-probabilities of the two evaluations are apart.
+probabilities of the two evaluations are apart. The speed-up is the median over repeats of each
+repeat's ratio (this machine's speed drifts over minutes).
 
     python bench/bench_detector.py --end-to-end --device cpu --images 256 --size 256 --workers 2
 """
@@ -299,21 +300,32 @@ def end_to_end(args, argv):
     rows = []
     for (job, path), seconds in times.items():
         images = args.images if job == "eval" or path == "official" else trained
-        rows.append({"job": job, "path": path, "images": images, "seconds": statistics.median(seconds)})
-        rows[-1]["images_per_s"] = images / rows[-1]["seconds"]
+        official = [args.images / t for t in times[job, "official"]]
+        # The speed-up per repeat (runs side by side see the same machine), then the median: this
+        # machine's speed drifts by up to 2x over minutes, which medians of each alone mix in.
+        speedups = [images / t / rate for t, rate in zip(seconds, official)]
+        rows.append(
+            {
+                "job": job,
+                "path": path,
+                "images": images,
+                "seconds": statistics.median(seconds),
+                "images_per_s": images / statistics.median(seconds),
+                "speedup": statistics.median(speedups),
+                "speedups": speedups,
+            }
+        )
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(
         f"{name}; {args.images} PNGs of {args.size}x{args.size}; batch {args.batch_size}; workers: official "
         f"{args.workers}, ours {ours}; "
         f"--compile {args.compile}; median of {args.repeats}; torch {torch.__version__}"
     )
-    print(f"{'job':6} {'path':10} {'images':>7} {'seconds':>8} {'images/s':>9} {'speedup':>8}")
-    base = {row["job"]: row["images_per_s"] for row in rows if row["path"] == "official"}
+    print(f"{'job':6} {'path':10} {'images':>7} {'seconds':>8} {'images/s':>9} {'speedup':>8}  per repeat")
     for row in rows:
-        row["speedup"] = row["images_per_s"] / base[row["job"]]
         print(
             f"{row['job']:6} {row['path']:10} {row['images']:7d} {row['seconds']:8.1f} {row['images_per_s']:9.1f} "
-            f"{row['speedup']:7.2f}x"
+            f"{row['speedup']:7.2f}x  {' '.join(f'{x:.2f}' for x in row['speedups'])}"
         )
     agreement = {}
     if "eval" in jobs:

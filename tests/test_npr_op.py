@@ -340,7 +340,7 @@ def test_cuda_tensor_without_cuda_kernels_says_how_to_rebuild():
 @pytest.mark.parametrize("capability", ["default", "avx2"])
 def test_narrower_cpu_kernels(capability, tmp_path):
     """The kernels for CPUs without AVX-512 or without AVX2 (chosen here with ATen's own
-    switch), through the parity tests above, in a fresh process."""
+    switch), through the parity tests above and the window rule's, in a fresh process."""
     env = {**os.environ, "ATEN_CPU_CAPABILITY": capability}
     check = subprocess.run(
         [
@@ -366,8 +366,9 @@ def test_narrower_cpu_kernels(capability, tmp_path):
             "-p",
             "no:cacheprovider",
             __file__,
+            os.path.join(os.path.dirname(__file__), "test_npr_window.py"),
             "-k",
-            "(matches_official or vector_chunks or pixel_widths or nan or gradcheck) and cpu",
+            "(matches_official or vector_chunks or pixel_widths or nan or gradcheck or rule_bitwise) and cpu",
         ],
         env=env,
         capture_output=True,

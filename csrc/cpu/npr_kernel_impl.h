@@ -468,6 +468,43 @@ void subtract_row(const scalar_t* x, const scalar_t* spread, scalar_t* out, int6
     out[c] = residual(x[c], spread[c]);
   }
 }
+// sums[k] for k in [0, count): the sum, in opmath precision and npr_rule.h's row-major order, of
+// the window of `rows` x `cols` pixels (`inner` elements wide, rows `length` elements apart)
+// whose first element is group[k]. Only the k of a window's first element matter, but every k is
+// computed: lane k of a chunk adds the elements of its window in the rule's order, read with
+// plain loads shifted by whole pixels and rows (no gathers: this CPU's measured slower than the
+// scalar sums), so the sums are the scalar ones bit for bit. Reads stay inside the last window:
+// count <= its first element + inner.
+template <typename scalar_t>
+void window_sums_at_every_start(const scalar_t* group, int64_t rows, int64_t cols, int64_t inner, int64_t length,
+                                int64_t count, opmath_t<scalar_t>* sums) {
+  using C = Chunk<scalar_t>;
+  cover<C::kSize>(
+      0, count,
+      [&](int64_t k) {
+        // window_sum's order, written out: npr_rule.h is compiled at the baseline instruction
+        // set, and GCC does not inline this file's wider vector code into it (measured 2x slower).
+        const scalar_t* first = group + k;
+        C sum = C::load(first);
+        for (int64_t dh = 0; dh < rows; ++dh) {
+          for (int64_t dw = dh == 0 ? 1 : 0; dw < cols; ++dw) {
+            const C next = C::load(first + dh * length + dw * inner);
+            sum.lo = sum.lo + next.lo;
+            sum.hi = sum.hi + next.hi;
+          }
+        }
+        sum.lo.store(sums + k);
+        sum.hi.store(sums + k + C::Vec::size());
+      },
+      [&](int64_t k) {
+        sums[k] = window_sum<opmath_t<scalar_t>>(
+            [&](int64_t dh, int64_t dw) {
+              return static_cast<opmath_t<scalar_t>>(group[k + dh * length + dw * inner]);
+            },
+            rows, cols);
+      });
+}
+
 template <Pass kPass, typename scalar_t>
 void run_window_groups(const PlaneLayout& layout, const Window& win) {
   using compute_t = opmath_t<scalar_t>;
@@ -490,10 +527,12 @@ void run_window_groups(const PlaneLayout& layout, const Window& win) {
   }
   const int64_t whole_windows = width / win.cols;  // per row; a partial one may follow
   const int64_t window_stride = win.cols * inner;  // from one window's column to the next's
+  // Window sums are taken at every element up to the last whole window's channels.
+  const int64_t sum_count = whole_windows == 0 ? 0 : (whole_windows - 1) * window_stride + inner;
 
   at::parallel_for(0, layout.planes * groups_per_plane, grain, [&](int64_t begin, int64_t end) {
     std::vector<scalar_t> spread(kPass == Pass::kForward ? length : 0);
-    std::vector<compute_t> sums(kPass == Pass::kBackward ? whole_windows : 0);
+    std::vector<compute_t> sums(kPass == Pass::kBackward ? sum_count : 0);
     for (int64_t group = begin; group < end; ++group) {
       const int64_t plane = group / groups_per_plane;
       const int64_t first_row = (group - plane * groups_per_plane) * win.rows;
@@ -509,25 +548,13 @@ void run_window_groups(const PlaneLayout& layout, const Window& win) {
       } else {
         std::memcpy(out + offset, in + offset, rows * length * sizeof(scalar_t));
         const scalar_t* group_in = in + offset;
+        window_sums_at_every_start(group_in, rows, win.cols, inner, length, sum_count, sums.data());
         const int64_t anchor_at = (anchor_row - first_row) * length + win.anchor_col * inner;
         for (int64_t i = 0; i < inner; ++i) {
-          // The whole windows, side by side, window positions in row-major order.
-          const scalar_t* first = group_in + i;
-          for (int64_t q = 0; q < whole_windows; ++q) {
-            sums[q] = static_cast<compute_t>(first[q * window_stride]);
-          }
-          for (int64_t dh = 0; dh < rows; ++dh) {
-            for (int64_t dw = dh == 0 ? 1 : 0; dw < win.cols; ++dw) {
-              const scalar_t* at = first + dh * length + dw * inner;
-              for (int64_t q = 0; q < whole_windows; ++q) {
-                sums[q] += static_cast<compute_t>(at[q * window_stride]);
-              }
-            }
-          }
           for (int64_t q = 0; q < whole_windows; ++q) {
             const int64_t at = anchor_at + q * window_stride + i;
-            out[offset + at] =
-                static_cast<scalar_t>(anchor_gradient<scalar_t>(static_cast<compute_t>(group_in[at]), sums[q]));
+            out[offset + at] = static_cast<scalar_t>(
+                anchor_gradient<scalar_t>(static_cast<compute_t>(group_in[at]), sums[q * window_stride + i]));
           }
           // The partial window at the right edge, if any: its anchor is clamped.
           const int64_t first_col = whole_windows * win.cols;
