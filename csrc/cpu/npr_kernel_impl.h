@@ -468,17 +468,20 @@ void subtract_row(const scalar_t* x, const scalar_t* spread, scalar_t* out, int6
     out[c] = residual(x[c], spread[c]);
   }
 }
-// sums[k] for k in [0, count): the sum, in opmath precision and npr_rule.h's row-major order, of
-// the window of `rows` x `cols` pixels (`inner` elements wide, rows `length` elements apart)
-// whose first element is group[k]. Only the k of a window's first element matter, but every k is
-// computed: lane k of a chunk adds the elements of its window in the rule's order, read with
-// plain loads shifted by whole pixels and rows (no gathers: this CPU's measured slower than the
-// scalar sums), so the sums are the scalar ones bit for bit. Reads stay inside the last window:
-// count <= its first element + inner.
+// The anchor row of a row group, backward: anchor_out[k] = g - round(window sum) at each window
+// whose first element is group[k] (its anchor, g, is anchor_in[k]), anchor_in[k] elsewhere, for k
+// in [0, count). The windows are `rows` x `cols` pixels, `inner` elements wide, rows `length`
+// elements apart; `starts` holds every bit set at their first elements. Every k is summed: lane k
+// of a chunk adds the elements of the window that starts at k in npr_rule.h's row-major order,
+// read with plain loads shifted by whole pixels and rows (no gathers: this CPU's measured slower
+// than scalar sums), so the sums are the scalar ones bit for bit, and a bitwise selection by
+// `starts` keeps the rest as it was. Reads stay inside the last window: count <= its first
+// element + inner.
 template <typename scalar_t>
-void window_sums_at_every_start(const scalar_t* group, int64_t rows, int64_t cols, int64_t inner, int64_t length,
-                                int64_t count, opmath_t<scalar_t>* sums) {
+void anchor_row_gradients(const scalar_t* group, const scalar_t* anchor_in, scalar_t* anchor_out, int64_t rows,
+                          int64_t cols, int64_t inner, int64_t length, int64_t count, const scalar_t* starts) {
   using C = Chunk<scalar_t>;
+  using V = Vectorized<scalar_t>;
   cover<C::kSize>(
       0, count,
       [&](int64_t k) {
@@ -493,15 +496,25 @@ void window_sums_at_every_start(const scalar_t* group, int64_t rows, int64_t col
             sum.hi = sum.hi + next.hi;
           }
         }
-        sum.lo.store(sums + k);
-        sum.hi.store(sums + k + C::Vec::size());
+        const C g = C::load(anchor_in + k);
+        if constexpr (kIsReduced<scalar_t>) {
+          const V gradients =
+              at::vec::convert_from_float<scalar_t>(C::anchor_gradient(g.lo, sum.lo), C::anchor_gradient(g.hi, sum.hi));
+          V::blendv(V::loadu(anchor_in + k), gradients, V::loadu(starts + k)).store(anchor_out + k);
+        } else {
+          V::blendv(g.lo, C::anchor_gradient(g.lo, sum.lo), V::loadu(starts + k)).store(anchor_out + k);
+          V::blendv(g.hi, C::anchor_gradient(g.hi, sum.hi), V::loadu(starts + k + V::size()))
+              .store(anchor_out + k + V::size());
+        }
       },
       [&](int64_t k) {
-        sums[k] = window_sum<opmath_t<scalar_t>>(
-            [&](int64_t dh, int64_t dw) {
-              return static_cast<opmath_t<scalar_t>>(group[k + dh * length + dw * inner]);
-            },
-            rows, cols);
+        if ((k % (cols * inner)) < inner) {
+          using compute_t = opmath_t<scalar_t>;
+          const compute_t sum = window_sum<compute_t>(
+              [&](int64_t dh, int64_t dw) { return static_cast<compute_t>(group[k + dh * length + dw * inner]); }, rows,
+              cols);
+          anchor_out[k] = static_cast<scalar_t>(anchor_gradient<scalar_t>(static_cast<compute_t>(anchor_in[k]), sum));
+        }
       });
 }
 
@@ -527,12 +540,17 @@ void run_window_groups(const PlaneLayout& layout, const Window& win) {
   }
   const int64_t whole_windows = width / win.cols;  // per row; a partial one may follow
   const int64_t window_stride = win.cols * inner;  // from one window's column to the next's
-  // Window sums are taken at every element up to the last whole window's channels.
-  const int64_t sum_count = whole_windows == 0 ? 0 : (whole_windows - 1) * window_stride + inner;
+  // The anchor row's whole windows are done as one span: up to the last one's first pixel.
+  const int64_t span = whole_windows == 0 ? 0 : (whole_windows - 1) * window_stride + inner;
 
   at::parallel_for(0, layout.planes * groups_per_plane, grain, [&](int64_t begin, int64_t end) {
     std::vector<scalar_t> spread(kPass == Pass::kForward ? length : 0);
-    std::vector<compute_t> sums(kPass == Pass::kBackward ? sum_count : 0);
+    // Backward: every bit set at the elements of each whole window's first pixel, once per task.
+    std::vector<scalar_t> starts(kPass == Pass::kBackward ? span : 0, scalar_t(0));
+    const auto all_ones = c10::bit_cast<scalar_t>(static_cast<at::vec::int_same_size_t<scalar_t>>(-1));
+    for (int64_t k = 0; k < static_cast<int64_t>(starts.size()); k += window_stride) {
+      std::fill_n(starts.data() + k, inner, all_ones);
+    }
     for (int64_t group = begin; group < end; ++group) {
       const int64_t plane = group / groups_per_plane;
       const int64_t first_row = (group - plane * groups_per_plane) * win.rows;
@@ -548,14 +566,10 @@ void run_window_groups(const PlaneLayout& layout, const Window& win) {
       } else {
         std::memcpy(out + offset, in + offset, rows * length * sizeof(scalar_t));
         const scalar_t* group_in = in + offset;
-        window_sums_at_every_start(group_in, rows, win.cols, inner, length, sum_count, sums.data());
         const int64_t anchor_at = (anchor_row - first_row) * length + win.anchor_col * inner;
+        anchor_row_gradients(group_in, group_in + anchor_at, out + offset + anchor_at, rows, win.cols, inner, length,
+                             span, starts.data());
         for (int64_t i = 0; i < inner; ++i) {
-          for (int64_t q = 0; q < whole_windows; ++q) {
-            const int64_t at = anchor_at + q * window_stride + i;
-            out[offset + at] = static_cast<scalar_t>(
-                anchor_gradient<scalar_t>(static_cast<compute_t>(group_in[at]), sums[q * window_stride + i]));
-          }
           // The partial window at the right edge, if any: its anchor is clamped.
           const int64_t first_col = whole_windows * win.cols;
           if (first_col < width) {
