@@ -424,25 +424,95 @@ void run_row_pairs(const PlaneLayout& layout) {
 // anchor row's values, spread over a row (each element takes its anchor's; an L1-resident
 // buffer), are subtracted from each row of the group with vectors, so that memory sees one read
 // and one write per element. Backward: every row copied (the gradient passes through), then
-// each window's anchor rewritten with g - round(window sum), the sum row-major (npr_rule.h):
-// the sums of all the whole windows of a row group are accumulated side by side, one window
-// position at a time, so that no sum waits on the latency of its previous addition.
+// the anchor row rewritten, each window's anchor with g - round(window sum), the sum row-major
+// (npr_rule.h), with vectors whose lanes are windows side by side (anchor_row_gradients).
 
 // Whether a row's anchors are spread with vector gathers: float and double (at::vec has
 // gathers for them; a 16-bit type has no index of its own width).
 template <typename scalar_t>
 constexpr bool kGathered = std::is_same_v<scalar_t, float> || std::is_same_v<scalar_t, double>;
 
-// spread[c] = anchors[index[c]] for a row of `length` elements. (A scalar loop, or a fill per
+// 16-bit rows on AVX-512: the 32 anchors of a chunk of 32 columns lie within 64 consecutive
+// elements of the anchor row when windows are at most 32 elements wide, so two masked loads and
+// one two-source permute (vpermt2w) spread them, each chunk's lowest anchor and the others'
+// offsets from it worked out once per call. (at::vec has no 16-bit gather.) Elsewhere, or for
+// wider windows, `usable()` is false and the spread is scalar.
+class PermutedSpread {
+ public:
+  static constexpr int64_t kSize = 32;
+
+  template <typename Index>
+  explicit PermutedSpread(const std::vector<Index>& index) {
+#if defined(CPU_CAPABILITY_AVX512)
+    const int64_t length = static_cast<int64_t>(index.size());
+    bool fits = length >= kSize;
+    cover<kSize>(
+        0, fits ? length : 0,
+        [&](int64_t c) {
+          const auto [low, high] = std::minmax_element(index.begin() + c, index.begin() + c + kSize);
+          fits = fits && *high - *low < 2 * kSize;
+          first_.push_back(*low);
+          for (int64_t j = 0; j < kSize; ++j) {
+            offsets_.push_back(static_cast<int16_t>(index[c + j] - *low));
+          }
+        },
+        [](int64_t) {});
+    if (!fits) {
+      first_.clear();
+      offsets_.clear();
+    }
+#endif
+  }
+
+  bool usable() const { return !first_.empty(); }
+
+  // spread[c] = anchors[index[c]] for the row of `length` elements the plan was made for.
+  template <typename scalar_t>
+  void spread(const scalar_t* anchors, scalar_t* spread, int64_t length) const {
+#if defined(CPU_CAPABILITY_AVX512)
+    static_assert(sizeof(scalar_t) == 2);
+    int64_t chunk = 0;
+    cover<kSize>(
+        0, length,
+        [&](int64_t c) {
+          // Masked loads: nothing is read past the row's end.
+          const int64_t first = first_[chunk];
+          const int64_t left = length - first;
+          const auto mask = [](int64_t n) {
+            return n >= kSize ? ~__mmask32(0) : n <= 0 ? __mmask32(0) : __mmask32((uint32_t(1) << n) - 1);
+          };
+          const __m512i low = _mm512_maskz_loadu_epi16(mask(left), anchors + first);
+          const __m512i high = _mm512_maskz_loadu_epi16(mask(left - kSize), anchors + first + kSize);
+          const __m512i offsets = _mm512_loadu_si512(offsets_.data() + chunk * kSize);
+          _mm512_storeu_si512(spread + c, _mm512_permutex2var_epi16(low, offsets, high));
+          ++chunk;
+        },
+        [](int64_t) {});
+#else
+    (void)anchors, (void)spread, (void)length;
+#endif
+  }
+
+ private:
+  std::vector<int64_t> first_;
+  std::vector<int16_t> offsets_;
+};
+
+// spread[c] = anchors[index[c]] for a row of `length` elements: vector gathers for float and
+// double, permutes for 16-bit types where `permuted` is usable. (A scalar loop, or a fill per
 // window, measured slower for float: bench/RESULTS.md, window kernels.)
 template <typename scalar_t, typename Index>
-void spread_row(const scalar_t* anchors, const Index* index, scalar_t* spread, int64_t length) {
+void spread_row(const scalar_t* anchors, const Index* index, const PermutedSpread& permuted, scalar_t* spread,
+                int64_t length) {
   int64_t c = 0;
   if constexpr (kGathered<scalar_t>) {
     using V = Vectorized<scalar_t>;
     for (; c + V::size() <= length; c += V::size()) {
       at::vec::gather<sizeof(scalar_t)>(anchors, Vectorized<Index>::loadu(index + c)).store(spread + c);
     }
+  } else if (permuted.usable()) {
+    permuted.spread(anchors, spread, length);
+    return;
   }
   for (; c < length; ++c) {
     spread[c] = anchors[index[c]];
@@ -538,6 +608,9 @@ void run_window_groups(const PlaneLayout& layout, const Window& win) {
     anchor_column[c] =
         static_cast<Index>(window_anchor(c / inner, width, win.cols, win.anchor_col) * inner + c % inner);
   }
+  const PermutedSpread permuted = kPass == Pass::kForward && !kGathered<scalar_t>
+                                      ? PermutedSpread(anchor_column)
+                                      : PermutedSpread(std::vector<Index>());
   const int64_t whole_windows = width / win.cols;  // per row; a partial one may follow
   const int64_t window_stride = win.cols * inner;  // from one window's column to the next's
   // The anchor row's whole windows are done as one span: up to the last one's first pixel.
@@ -559,7 +632,7 @@ void run_window_groups(const PlaneLayout& layout, const Window& win) {
       const int64_t offset = (plane * height + first_row) * length;
       const scalar_t* anchors = in + (plane * height + anchor_row) * length;
       if constexpr (kPass == Pass::kForward) {
-        spread_row(anchors, anchor_column.data(), spread.data(), length);
+        spread_row(anchors, anchor_column.data(), permuted, spread.data(), length);
         for (int64_t k = 0; k < rows; ++k) {
           subtract_row(in + offset + k * length, spread.data(), out + offset + k * length, length);
         }
