@@ -10,7 +10,7 @@
 # Steps, in order: the GPU and the build (build_info, cubins, SASS summary); every kernel instance
 # against the CPU op and the official formula; the CUDA pytest suite; more than 2^31 elements;
 # compute-sanitizer memcheck and initcheck; kernel launches per call; the bandwidth tables (and
-# one for a 4x4 window); the detector; ncu on the case slowest against clone.
+# one for a 4x4 window); the detector, alone and end to end; ncu on the case slowest against clone.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 cpu=0
@@ -83,6 +83,12 @@ bench bench_cl_small "$small,$wide" --channels-last --no-compiled
 bench bench_window4 "$big" --window 4 --anchor 1,3  # the window kernels, against the author's formula
 step detector 150 python bench/bench_detector.py --device "$dev" --batch-size "$([ $cpu = 1 ] && echo 2 || echo 64)" \
   --size "$([ $cpu = 1 ] && echo 64 || echo 224)" --steps 5 --channels-last --json "$out/detector.json"
+# The tools end to end against the official paths (issue 15): eval and one training epoch on a
+# generated tree, images/s and the speed-up.
+step end_to_end 150 python bench/bench_detector.py --end-to-end --device "$dev" \
+  --images "$([ $cpu = 1 ] && echo 8 || echo 512)" --size "$([ $cpu = 1 ] && echo 48 || echo 256)" \
+  --batch-size "$([ $cpu = 1 ] && echo 4 || echo 32)" --workers "$([ $cpu = 1 ] && echo 0 || echo 8)" \
+  --json "$out/end_to_end.json"
 if have ncu; then
   step ncu 180 ncu --set full --kernel-name regex:row_pair_kernel --launch-skip 2 --launch-count 1 \
     python bench/cuda_checks.py slowest "$out"/bench_*.json  # 2 warm-up launches, then the one measured
