@@ -19,8 +19,9 @@ On request or by the ``auto`` rule (the numbers stay equal within 1e-5):
   a few graphs (dynamo makes the sizes dynamic after the second).
   If compilation fails (no C++ compiler, say), one message, and the run goes on uncompiled.
 
-Only on request, because they change the numbers: bf16 autocast (``amp``; fast on CPUs with
-AMX and on GPUs), CUDA graphs (GPU only, one image size only: each new shape records a graph).
+Only on request: bf16 autocast (``amp``; fast on CPUs with AMX and on GPUs), because it changes
+the numbers; CUDA graphs, because they need a GPU and one image size (each new shape records a
+graph), and are unmeasured here.
 """
 
 import copy
