@@ -25,6 +25,11 @@ from ..detector.speed import (
 
 USAGE_ERROR = 2
 
+# On a CPU the model's threads use every core, and decoding costs a tenth of the model's time or
+# less: a second worker only takes cores from the model (2 cores, compiled npr-eval: 41 images/s
+# with 1 worker, 33 with 2).
+CORES_PER_CPU_WORKER = 8
+
 
 def new_parser(prog: str, doc: str) -> argparse.ArgumentParser:
     """A parser whose description is the tool's docstring's first paragraph, the rest its epilog."""
@@ -82,12 +87,6 @@ def add_common_arguments(
             help=f"skip images with more pixels (default {DEFAULT_MAX_PIXELS}, 4096x4096): decompression bombs, "
             "and the memory of native-size inference, a few hundred bytes a pixel",
         )
-
-
-# On a CPU the model's threads use every core, and decoding costs a tenth of the model's time or
-# less: a second worker only takes cores from the model (2 cores, compiled npr-eval: 41 images/s
-# with 1 worker, 33 with 2).
-CORES_PER_CPU_WORKER = 8
 
 
 def default_workers(device: torch.device, max_workers: int = 8) -> int:

@@ -13,6 +13,7 @@ from helpers.cli import exit_message
 from helpers.image_folders import make_generator_tree, write_broken_files, write_image
 from PIL import Image
 
+from npr_cuda.cli import common
 from npr_cuda.cli import detect as detect_cli
 from npr_cuda.cli import eval as eval_cli
 from npr_cuda.detector import load_detector, npr_resnet50
@@ -284,3 +285,13 @@ def test_eval_says_how_it_runs_the_model(tmp_path, weights, capsys):
     err = capsys.readouterr().err
     assert "npr-eval: 4 images on cpu; model: batch norms folded, channels_last" in err
     assert "torch.compile" not in err  # auto: 4 images are far too few to pay for compiling
+
+
+@pytest.mark.parametrize(
+    "cores, device, cap, expected",
+    [(2, "cpu", 8, 1), (16, "cpu", 8, 2), (16, "cuda", 8, 8), (16, "cuda", 4, 4), (2, "cuda", 8, 2)],
+)
+def test_default_data_workers(monkeypatch, cores, device, cap, expected):
+    """On a CPU the model's threads take every core: one worker per 8; on a GPU one per core."""
+    monkeypatch.setattr(common.os, "cpu_count", lambda: cores)
+    assert common.default_workers(torch.device(device), cap) == expected
