@@ -316,6 +316,18 @@ void cover(int64_t begin, int64_t end, const ChunkFn& chunk, const ElementFn& el
   }
 }
 
+// A selection mask for a row of `length` elements: every bit set at the `inner` elements of each
+// pixel that starts at first, first + period, ..., zero elsewhere.
+template <typename scalar_t>
+std::vector<scalar_t> pixel_mask(int64_t length, int64_t first, int64_t period, int64_t inner) {
+  std::vector<scalar_t> mask(length, scalar_t(0));
+  const auto all_ones = c10::bit_cast<scalar_t>(static_cast<at::vec::int_same_size_t<scalar_t>>(-1));
+  for (int64_t k = first; k + inner <= length; k += period) {
+    std::fill_n(mask.data() + k, inner, all_ones);
+  }
+  return mask;
+}
+
 // The even row's gradient at column c, scalar: an anchor gets g - round(block sum), the sum in
 // opmath precision, row-major; other columns pass through. A trailing partial block has no
 // right neighbours.
@@ -389,13 +401,11 @@ void run_row_pairs(const PlaneLayout& layout) {
   const scalar_t* in = layout.input.const_data_ptr<scalar_t>();
   scalar_t* out = layout.output.mutable_data_ptr<scalar_t>();
 
+  // The odd-pixel mask of a row, for the spread path.
+  const std::vector<scalar_t> odd_pixels =
+      pixel_mask<scalar_t>(spread_begin < length ? length : 0, inner, 2 * inner, inner);
+
   at::parallel_for(0, pairs, grain, [&](int64_t begin, int64_t end) {
-    // The odd-pixel mask of a row, once per task.
-    std::vector<scalar_t> odd_pixels(spread_begin < length ? length : 0, scalar_t(0));
-    const auto all_ones = c10::bit_cast<scalar_t>(static_cast<at::vec::int_same_size_t<scalar_t>>(-1));
-    for (int64_t w = 1; w < layout.width && !odd_pixels.empty(); w += 2) {
-      std::fill_n(odd_pixels.data() + w * inner, inner, all_ones);
-    }
     for (int64_t pair = begin; pair < end; ++pair) {
       const auto [offset, has_odd] = row_pair(pair, pair / pairs_per_plane, pairs_per_plane, layout.height, length);
       const scalar_t* even = in + offset;
@@ -425,7 +435,8 @@ void run_row_pairs(const PlaneLayout& layout) {
 // buffer), are subtracted from each row of the group with vectors, so that memory sees one read
 // and one write per element. Backward: every row copied (the gradient passes through), then
 // the anchor row rewritten, each window's anchor with g - round(window sum), the sum row-major
-// (npr_rule.h), with vectors whose lanes are windows side by side (anchor_row_gradients).
+// (npr_rule.h), with vectors whose lane k sums the window that starts at element k
+// (anchor_row_gradients).
 
 // Whether a row's anchors are spread with vector gathers: float and double (at::vec has
 // gathers for them; a 16-bit type has no index of its own width).
@@ -440,6 +451,8 @@ constexpr bool kGathered = std::is_same_v<scalar_t, float> || std::is_same_v<sca
 class PermutedSpread {
  public:
   static constexpr int64_t kSize = 32;
+
+  PermutedSpread() = default;  // not usable
 
   template <typename Index>
   explicit PermutedSpread(const std::vector<Index>& index) {
@@ -540,13 +553,13 @@ void subtract_row(const scalar_t* x, const scalar_t* spread, scalar_t* out, int6
 }
 // The anchor row of a row group, backward: anchor_out[k] = g - round(window sum) at each window
 // whose first element is group[k] (the row group in opmath precision; its anchor, g, is
-// anchor_in[k]), anchor_in[k] elsewhere, for k in [0, count). The windows are `rows` x `cols` pixels, `inner` elements
-// wide, rows `length` elements apart; `starts` holds every bit set at their first elements. Every k is summed: lane k
-// of a chunk adds the elements of the window that starts at k in npr_rule.h's row-major order,
-// read with plain loads shifted by whole pixels and rows (no gathers: this CPU's measured slower
-// than scalar sums), so the sums are the scalar ones bit for bit, and a bitwise selection by
-// `starts` keeps the rest as it was. Reads stay inside the last window: count <= its first
-// element + inner.
+// anchor_in[k]), anchor_in[k] elsewhere, for k in [0, count). The windows are `rows` x `cols`
+// pixels, `inner` elements wide, rows `length` elements apart; `starts` (pixel_mask) marks their
+// first elements. Every k is summed: lane k of a chunk adds the elements of the window that
+// starts at k in npr_rule.h's row-major order, read with plain loads shifted by whole pixels and
+// rows (no gathers: this CPU's measured slower than scalar sums), so the sums are the scalar ones
+// bit for bit, and a bitwise selection by `starts` keeps the rest as it was. Reads stay inside
+// the last window: count <= its first element + inner.
 template <typename scalar_t>
 void anchor_row_gradients(const opmath_t<scalar_t>* group, const scalar_t* anchor_in, scalar_t* anchor_out,
                           int64_t rows, int64_t cols, int64_t inner, int64_t length, int64_t count,
@@ -610,23 +623,19 @@ void run_window_groups(const PlaneLayout& layout, const Window& win) {
     anchor_column[c] =
         static_cast<Index>(window_anchor(c / inner, width, win.cols, win.anchor_col) * inner + c % inner);
   }
-  const PermutedSpread permuted = kPass == Pass::kForward && !kGathered<scalar_t>
-                                      ? PermutedSpread(anchor_column)
-                                      : PermutedSpread(std::vector<Index>());
+  const PermutedSpread permuted =
+      kPass == Pass::kForward && !kGathered<scalar_t> ? PermutedSpread(anchor_column) : PermutedSpread();
   const int64_t whole_windows = width / win.cols;  // per row; a partial one may follow
   const int64_t window_stride = win.cols * inner;  // from one window's column to the next's
   // The anchor row's whole windows are done as one span: up to the last one's first pixel.
   const int64_t span = whole_windows == 0 ? 0 : (whole_windows - 1) * window_stride + inner;
+  // Backward: the mask of each whole window's first pixel in that span.
+  const std::vector<scalar_t> starts =
+      pixel_mask<scalar_t>(kPass == Pass::kBackward ? span : 0, 0, window_stride, inner);
 
   at::parallel_for(0, layout.planes * groups_per_plane, grain, [&](int64_t begin, int64_t end) {
     std::vector<scalar_t> spread(kPass == Pass::kForward ? length : 0);
     std::vector<compute_t> widened(kPass == Pass::kBackward && kIsReduced<scalar_t> ? win.rows * length : 0);
-    // Backward: every bit set at the elements of each whole window's first pixel, once per task.
-    std::vector<scalar_t> starts(kPass == Pass::kBackward ? span : 0, scalar_t(0));
-    const auto all_ones = c10::bit_cast<scalar_t>(static_cast<at::vec::int_same_size_t<scalar_t>>(-1));
-    for (int64_t k = 0; k < static_cast<int64_t>(starts.size()); k += window_stride) {
-      std::fill_n(starts.data() + k, inner, all_ones);
-    }
     for (int64_t group = begin; group < end; ++group) {
       const int64_t plane = group / groups_per_plane;
       const int64_t first_row = (group - plane * groups_per_plane) * win.rows;

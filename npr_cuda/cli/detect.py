@@ -83,7 +83,7 @@ def main(argv=None):
         load_size=256 if args.resize is None else args.resize,
         crop_size=224 if args.crop is None else args.crop,
     )
-    detector = build_fast_detector("npr-detect", model, device, args, len(images), protocol.resize or protocol.crop)
+    detector = build_fast_detector("npr-detect", model, device, args, len(images), protocol.fixed_size)
     dataset = ImageDataset([(path, -1) for path in images], eval_transform(protocol), args.max_pixels)
     loader = make_loader(dataset, args.batch_size, data_workers(args, device), pin_memory=device.type == "cuda")
     result = predict(detector, loader, desc="npr-detect", progress=not args.quiet, max_batch_pixels=args.max_pixels)

@@ -146,7 +146,7 @@ def main(argv=None):
         raise SystemExit(1)
     protocol = PRESETS[args.preset]
     images = sum(len(samples) for _, samples in found)
-    detector = build_fast_detector("npr-eval", model, device, args, images, fixed_size=protocol.resize or protocol.crop)
+    detector = build_fast_detector("npr-eval", model, device, args, images, fixed_size=protocol.fixed_size)
     rows, failures, rate = evaluate(
         detector, found, protocol, args.batch_size, data_workers(args, device), args.max_pixels, not args.quiet
     )

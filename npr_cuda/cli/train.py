@@ -78,7 +78,7 @@ def parse_args(argv=None):
         choices=COMPILE_CHOICES,
         default="auto",
         help=f"torch.compile the training step: auto (default) compiles on a CPU for runs of {COMPILE_MIN_TRAIN_STEPS} "
-        "steps or more (compiling costs about a minute on 2 cores)",
+        "steps or more (compiling costs about 35 s on 2 cores)",
     )
     parser.add_argument(
         "--save-every", type=int, default=1000, help="also checkpoint every this many steps (0: epochs only)"

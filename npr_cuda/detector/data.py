@@ -52,6 +52,11 @@ class Protocol:
     load_size: int = 256
     crop_size: int = 224
 
+    @property
+    def fixed_size(self) -> bool:
+        """Whether every image reaches the model at one size (resized, or centre-cropped, which pads)."""
+        return self.resize or self.crop
+
 
 # The official test.py settings, and its README's for AIGCDetectBenchmark (batch size 1; odd
 # sizes are cropped to even by the model itself). "val" is the validation during training.
