@@ -433,10 +433,10 @@ void run_row_pairs(const PlaneLayout& layout) {
 // Windows of win.rows x win.cols pixels, by groups of win.rows rows (one task each). Forward: the
 // anchor row's values, spread over a row (each element takes its anchor's; an L1-resident
 // buffer), are subtracted from each row of the group with vectors, so that memory sees one read
-// and one write per element. Backward: every row copied (the gradient passes through), then
-// the anchor row rewritten, each window's anchor with g - round(window sum), the sum row-major
-// (npr_rule.h), with vectors whose lane k sums the window that starts at element k
-// (anchor_row_gradients).
+// and one write per element. Backward: every row copied (the gradient passes through) by the
+// same loads that sum the windows, and each window's anchor rewritten with g - round(window
+// sum), the sum row-major (npr_rule.h), with vectors whose lane k sums the window that starts
+// at element k (anchor_chunk, backward_group).
 
 // Whether a row's anchors are spread with vector gathers: float and double (at::vec has
 // gathers for them; a 16-bit type has no index of its own width).
@@ -551,61 +551,200 @@ void subtract_row(const scalar_t* x, const scalar_t* spread, scalar_t* out, int6
     out[c] = residual(x[c], spread[c]);
   }
 }
-// The anchor row of a row group, backward: anchor_out[k] = g - round(window sum) at each window
-// whose first element is group[k] (the row group in opmath precision; its anchor, g, is
-// anchor_in[k]), anchor_in[k] elsewhere, for k in [0, count). The windows are `rows` x `cols`
-// pixels, `inner` elements wide, rows `length` elements apart; `starts` (pixel_mask) marks their
-// first elements. Every k is summed: lane k of a chunk adds the elements of the window that
-// starts at k in npr_rule.h's row-major order, read with plain loads shifted by whole pixels and
-// rows (no gathers: this CPU's measured slower than scalar sums), so the sums are the scalar ones
-// bit for bit, and a bitwise selection by `starts` keeps the rest as it was. Reads stay inside
-// the last window: count <= its first element + inner.
+// A row group of the window backward: `rows` rows of `length` elements, windows `cols` pixels
+// of `inner` elements wide.
+struct GroupShape {
+  int64_t rows;
+  int64_t cols;
+  int64_t inner;
+  int64_t length;
+};
+
+// How the window backward reads a row group: bfloat16 as it is, each int32 lane of a load
+// split into its even and odd element (BFloat16Pairs: no shuffles); half widened to float
+// once, before the sums (a conversion at each of the sums' reads cost more); float and double
+// as they are.
 template <typename scalar_t>
-void anchor_row_gradients(const opmath_t<scalar_t>* group, const scalar_t* anchor_in, scalar_t* anchor_out,
-                          int64_t rows, int64_t cols, int64_t inner, int64_t length, int64_t count,
-                          const scalar_t* starts) {
+constexpr bool kGroupWidened = kIsReduced<scalar_t> && !SpreadVectors<scalar_t>::kPairs;
+template <typename scalar_t>
+using GroupElement = std::conditional_t<kGroupWidened<scalar_t>, float, scalar_t>;
+
+// Chunks [k, k + kChunks * Chunk::kSize) of a row group's anchor row, backward: lane k sums the
+// window whose first element is group[k] in npr_rule.h's row-major order, in opmath precision,
+// with plain loads shifted by whole pixels and rows (no gathers or permutes: on this CPU both
+// measured slower than these sums, which compute every lane and keep 1 in cols), so that the
+// sums are the scalar ones bit for bit; a bitwise selection by `starts` (pixel_mask: the
+// windows' first elements) keeps the sums of window starts only: anchor_out[k] = g - round(sum)
+// there, with g = anchor_in[k], and anchor_in[k] elsewhere. 2 * kChunks independent chains of
+// additions, so that their latency overlaps. Where `copy` is not null, the group's rows are
+// copied to it from the loads at each row's start, except row `skip_row` (anchor_out's).
+template <int kChunks, typename scalar_t>
+C10_ALWAYS_INLINE void anchor_chunk(const GroupElement<scalar_t>* group, const GroupShape& shape, int64_t k,
+                                    scalar_t* copy, int64_t skip_row, const scalar_t* anchor_in, scalar_t* anchor_out,
+                                    const scalar_t* starts) {
   using C = Chunk<scalar_t>;
-  using Sum = Chunk<opmath_t<scalar_t>>;
-  static_assert(Sum::kSize == C::kSize);
-  using V = Vectorized<scalar_t>;
-  cover<C::kSize>(
-      0, count,
-      [&](int64_t k) {
-        // window_sum's order, written out: npr_rule.h is compiled at the baseline instruction
-        // set, and GCC does not inline this file's wider vector code into it (measured 2x slower).
-        const opmath_t<scalar_t>* first = group + k;
-        Sum sum = Sum::load(first);
-        for (int64_t dh = 0; dh < rows; ++dh) {
-          for (int64_t dw = dh == 0 ? 1 : 0; dw < cols; ++dw) {
-            const Sum next = Sum::load(first + dh * length + dw * inner);
-            sum.lo = sum.lo + next.lo;
-            sum.hi = sum.hi + next.hi;
-          }
+  using Vec = typename C::Vec;
+  using P = BFloat16Pairs;
+  constexpr bool kPairs = SpreadVectors<scalar_t>::kPairs;
+  // window_sum's order, written out: npr_rule.h is compiled at the baseline instruction set, and
+  // GCC does not inline this file's wider vector code into it (measured 2x slower).
+  std::array<Vec, 2 * kChunks> sum;
+  const auto add = [&](const GroupElement<scalar_t>* at, int m, bool first, scalar_t* copy_to) {
+    Vec a, b;
+    if constexpr (kPairs) {
+      const auto lanes = P::load(at);
+      a = P::even(lanes);
+      b = P::odd(lanes);
+      if (copy_to != nullptr) {
+        P::store(copy_to, lanes);
+      }
+    } else {
+      a = Vec::loadu(at);
+      b = Vec::loadu(at + Vec::size());
+      if constexpr (!kGroupWidened<scalar_t>) {
+        if (copy_to != nullptr) {
+          a.store(copy_to);
+          b.store(copy_to + Vec::size());
         }
-        const C g = C::load(anchor_in + k);
-        if constexpr (kIsReduced<scalar_t>) {
-          const V gradients =
-              at::vec::convert_from_float<scalar_t>(C::anchor_gradient(g.lo, sum.lo), C::anchor_gradient(g.hi, sum.hi));
-          V::blendv(V::loadu(anchor_in + k), gradients, V::loadu(starts + k)).store(anchor_out + k);
-        } else {
-          V::blendv(g.lo, C::anchor_gradient(g.lo, sum.lo), V::loadu(starts + k)).store(anchor_out + k);
-          V::blendv(g.hi, C::anchor_gradient(g.hi, sum.hi), V::loadu(starts + k + V::size()))
-              .store(anchor_out + k + V::size());
-        }
-      },
-      [&](int64_t k) {
-        if ((k % (cols * inner)) < inner) {
-          using compute_t = opmath_t<scalar_t>;
-          const compute_t sum = window_sum<compute_t>(
-              [&](int64_t dh, int64_t dw) { return group[k + dh * length + dw * inner]; }, rows, cols);
-          anchor_out[k] = static_cast<scalar_t>(anchor_gradient<scalar_t>(static_cast<compute_t>(anchor_in[k]), sum));
-        }
-      });
+      }
+    }
+    sum[2 * m] = first ? a : sum[2 * m] + a;
+    sum[2 * m + 1] = first ? b : sum[2 * m + 1] + b;
+  };
+  for (int64_t dh = 0; dh < shape.rows; ++dh) {
+    const auto* row = group + dh * shape.length + k;
+    scalar_t* row_copy = copy != nullptr && dh != skip_row ? copy + dh * shape.length + k : nullptr;
+    for (int m = 0; m < kChunks; ++m) {
+      add(row + m * C::kSize, m, dh == 0, row_copy == nullptr ? nullptr : row_copy + m * C::kSize);
+    }
+    for (int64_t dw = 1; dw < shape.cols; ++dw) {
+      for (int m = 0; m < kChunks; ++m) {
+        add(row + dw * shape.inner + m * C::kSize, m, false, nullptr);
+      }
+    }
+  }
+  for (int m = 0; m < kChunks; ++m) {
+    const int64_t at = k + m * C::kSize;
+    if constexpr (kPairs) {
+      const auto g = P::load(anchor_in + at);
+      const auto gradients =
+          P::pack(P::anchor_gradient(P::even(g), sum[2 * m]), P::anchor_gradient(P::odd(g), sum[2 * m + 1]));
+      P::store(anchor_out + at, P::select(g, gradients, P::load(starts + at)));
+    } else if constexpr (kIsReduced<scalar_t>) {
+      using V = Vectorized<scalar_t>;
+      const C g = C::load(anchor_in + at);
+      const V gradients = at::vec::convert_from_float<scalar_t>(C::anchor_gradient(g.lo, sum[2 * m]),
+                                                                C::anchor_gradient(g.hi, sum[2 * m + 1]));
+      V::blendv(V::loadu(anchor_in + at), gradients, V::loadu(starts + at)).store(anchor_out + at);
+    } else {
+      for (int half = 0; half < 2; ++half) {
+        const int64_t lane = at + half * Vec::size();
+        const Vec g = Vec::loadu(anchor_in + lane);
+        Vec::blendv(g, g - sum[2 * m + half], Vec::loadu(starts + lane)).store(anchor_out + lane);
+      }
+    }
+  }
+}
+
+// The backward of a row group's partial window at the right edge, if it has one (its anchor
+// clamped), scalar, after the group's rows have been copied.
+template <typename scalar_t>
+void right_edge_gradients(const scalar_t* group_in, scalar_t* group_out, const GroupShape& shape, int64_t width,
+                          const Window& win, int64_t anchor_dh) {
+  using compute_t = opmath_t<scalar_t>;
+  const int64_t first_col = (width / win.cols) * win.cols;
+  if (first_col == width) {
+    return;
+  }
+  const int64_t at = anchor_dh * shape.length + window_anchor(first_col, width, win.cols, win.anchor_col) * shape.inner;
+  for (int64_t i = 0; i < shape.inner; ++i) {
+    const auto load = [&](int64_t dh, int64_t dw) {
+      return static_cast<compute_t>(group_in[dh * shape.length + (first_col + dw) * shape.inner + i]);
+    };
+    const compute_t sum = window_sum<compute_t>(load, shape.rows, width - first_col);
+    group_out[at + i] = static_cast<scalar_t>(anchor_gradient<scalar_t>(static_cast<compute_t>(group_in[at + i]), sum));
+  }
+}
+
+// The backward of one row group: every element passes through (copied), then each window's
+// anchor becomes g - round(window sum), npr_rule.h's rule. `group_in` is the group's input,
+// `wide` a scratch of rows * length floats for the types widened first (kGroupWidened); the
+// anchor row is row `anchor_dh` of the group, its anchors `anchor_offset` elements into each
+// window. The whole windows are summed as one span of `span` lanes, up to the last one's first
+// pixel (`starts`: pixel_mask of their first elements); a partial window at the right edge after.
+template <typename scalar_t>
+void backward_group(const scalar_t* group_in, scalar_t* group_out, float* wide, const GroupShape& shape, int64_t width,
+                    const Window& win, int64_t anchor_dh, int64_t span, const scalar_t* starts) {
+  using compute_t = opmath_t<scalar_t>;
+  constexpr int64_t kChunk = Chunk<scalar_t>::kSize;
+  constexpr int kChunksPerStep = 4;  // 8 chains of additions
+  const int64_t length = shape.length;
+  const int64_t inner = shape.inner;
+  const int64_t anchor_offset = win.anchor_col * inner;
+  const int64_t anchor_at = anchor_dh * length + anchor_offset;
+  const scalar_t* anchor_in = group_in + anchor_at;
+  scalar_t* anchor_out = group_out + anchor_at;
+  // The sums' loads copy the span's columns, except where the group is widened first (the
+  // widening copies it); everything else is copied after.
+  const bool fused_copy = !kGroupWidened<scalar_t> && span >= kChunk;
+  const GroupElement<scalar_t>* group = nullptr;
+  if constexpr (kGroupWidened<scalar_t>) {
+    using V = Vectorized<scalar_t>;
+    const int64_t count = shape.rows * length;
+    int64_t c = 0;
+    for (; c + V::size() <= count; c += V::size()) {
+      const V x = V::loadu(group_in + c);
+      x.store(group_out + c);
+      const auto [lo, hi] = at::vec::convert_to_float<scalar_t>(x);
+      lo.store(wide + c);
+      hi.store(wide + c + Vectorized<float>::size());
+    }
+    for (; c < count; ++c) {
+      group_out[c] = group_in[c];
+      wide[c] = static_cast<float>(group_in[c]);
+    }
+    group = wide;
+  } else {
+    (void)wide;
+    group = group_in;
+    if (!fused_copy) {
+      std::memcpy(group_out, group_in, shape.rows * length * sizeof(scalar_t));
+    }
+  }
+
+  if (span >= kChunk) {
+    scalar_t* copy = fused_copy ? group_out : nullptr;
+    int64_t k = 0;
+    for (; k + kChunksPerStep * kChunk <= span; k += kChunksPerStep * kChunk) {
+      anchor_chunk<kChunksPerStep, scalar_t>(group, shape, k, copy, anchor_dh, anchor_in, anchor_out, starts);
+    }
+    for (; k < span; k += kChunk) {  // the last chunk moved back to end at the span's end
+      anchor_chunk<1, scalar_t>(group, shape, std::min(k, span - kChunk), copy, anchor_dh, anchor_in, anchor_out,
+                                starts);
+    }
+  } else {
+    for (int64_t k = 0; k < span; ++k) {
+      if (k % (win.cols * inner) < inner) {
+        const auto load = [&](int64_t dh, int64_t dw) {
+          return static_cast<compute_t>(group[k + dh * length + dw * inner]);
+        };
+        const compute_t sum = window_sum<compute_t>(load, shape.rows, win.cols);
+        anchor_out[k] = static_cast<scalar_t>(anchor_gradient<scalar_t>(static_cast<compute_t>(anchor_in[k]), sum));
+      }
+    }
+  }
+  if (fused_copy) {  // what the chunks did not copy: each row's end, and the anchor row's start
+    for (int64_t dh = 0; dh < shape.rows; ++dh) {
+      const int64_t from = dh == anchor_dh ? span + anchor_offset : span;
+      std::memcpy(group_out + dh * length + from, group_in + dh * length + from, (length - from) * sizeof(scalar_t));
+    }
+    std::memcpy(group_out + anchor_dh * length, group_in + anchor_dh * length, anchor_offset * sizeof(scalar_t));
+  }
+  right_edge_gradients(group_in, group_out, shape, width, win, anchor_dh);
 }
 
 template <Pass kPass, typename scalar_t>
 void run_window_groups(const PlaneLayout& layout, const Window& win) {
-  using compute_t = opmath_t<scalar_t>;
   const int64_t length = layout.row_length();
   const int64_t inner = layout.inner;
   const int64_t height = layout.height;
@@ -635,7 +774,7 @@ void run_window_groups(const PlaneLayout& layout, const Window& win) {
 
   at::parallel_for(0, layout.planes * groups_per_plane, grain, [&](int64_t begin, int64_t end) {
     std::vector<scalar_t> spread(kPass == Pass::kForward ? length : 0);
-    std::vector<compute_t> widened(kPass == Pass::kBackward && kIsReduced<scalar_t> ? win.rows * length : 0);
+    std::vector<float> widened(kPass == Pass::kBackward && kGroupWidened<scalar_t> ? win.rows * length : 0);
     for (int64_t group = begin; group < end; ++group) {
       const int64_t plane = group / groups_per_plane;
       const int64_t first_row = (group - plane * groups_per_plane) * win.rows;
@@ -649,34 +788,8 @@ void run_window_groups(const PlaneLayout& layout, const Window& win) {
           subtract_row(in + offset + k * length, spread.data(), out + offset + k * length, length);
         }
       } else {
-        std::memcpy(out + offset, in + offset, rows * length * sizeof(scalar_t));
-        const scalar_t* group_in = in + offset;
-        // 16-bit types: the group widened to float once, so that the window sums, which read each
-        // element cols x rows times, convert it once (measured faster in 7 of 8 A/B timings).
-        const compute_t* group_wide = nullptr;
-        if constexpr (kIsReduced<scalar_t>) {
-          at::vec::convert(group_in, widened.data(), rows * length);
-          group_wide = widened.data();
-        } else {
-          group_wide = group_in;
-        }
-        const int64_t anchor_at = (anchor_row - first_row) * length + win.anchor_col * inner;
-        anchor_row_gradients(group_wide, group_in + anchor_at, out + offset + anchor_at, rows, win.cols, inner, length,
-                             span, starts.data());
-        for (int64_t i = 0; i < inner; ++i) {
-          // The partial window at the right edge, if any: its anchor is clamped.
-          const int64_t first_col = whole_windows * win.cols;
-          if (first_col < width) {
-            const auto load = [&](int64_t dh, int64_t dw) {
-              return static_cast<compute_t>(group_in[dh * length + (first_col + dw) * inner + i]);
-            };
-            const int64_t at = (anchor_row - first_row) * length +
-                               window_anchor(first_col, width, win.cols, win.anchor_col) * inner + i;
-            const compute_t sum = window_sum<compute_t>(load, rows, width - first_col);
-            out[offset + at] =
-                static_cast<scalar_t>(anchor_gradient<scalar_t>(static_cast<compute_t>(group_in[at]), sum));
-          }
-        }
+        backward_group(in + offset, out + offset, widened.data(), GroupShape{rows, win.cols, inner, length}, width, win,
+                       anchor_row - first_row, span, starts.data());
       }
     }
   });
