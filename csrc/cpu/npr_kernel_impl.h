@@ -569,6 +569,45 @@ constexpr bool kGroupWidened = kIsReduced<scalar_t> && !SpreadVectors<scalar_t>:
 template <typename scalar_t>
 using GroupElement = std::conditional_t<kGroupWidened<scalar_t>, float, scalar_t>;
 
+// anchor_chunk's sums for NCHW bfloat16 rows (one element per pixel) and windows of even width,
+// which all start at even columns: a load at k + 2j holds, in its even and odd halves, elements
+// 2j and 2j + 1 of the windows that start at its even lanes, so that each load serves two steps
+// of their chains, and only those chains are summed (the loads shifted by one where k is odd:
+// the window starts are then the odd lanes). They stand for both halves of `sum`: the other
+// half is never selected. Reads stay where anchor_chunk's do: up to element
+// k + lanes + cols - 2 of each row.
+template <int kChunks, typename Vec>
+C10_ALWAYS_INLINE void nchw_even_window_sums(const c10::BFloat16* group, const GroupShape& shape, int64_t k,
+                                             c10::BFloat16* copy, int64_t skip_row, std::array<Vec, 2 * kChunks>& sum) {
+  using P = BFloat16Pairs;
+  const int64_t shift = k % 2;  // from k to the first window start
+  std::array<Vec, kChunks> chains;
+  for (int64_t dh = 0; dh < shape.rows; ++dh) {
+    const c10::BFloat16* row = group + dh * shape.length + k;
+    if (copy != nullptr && dh != skip_row) {
+      for (int m = 0; m < kChunks; ++m) {
+        P::store(copy + dh * shape.length + k + m * P::kSize, P::load(row + m * P::kSize));
+      }
+    }
+    for (int m = 0; m < kChunks; ++m) {
+      const auto lanes = P::load(row + shift + m * P::kSize);
+      chains[m] = dh == 0 ? P::even(lanes) : chains[m] + P::even(lanes);
+      chains[m] = chains[m] + P::odd(lanes);
+    }
+    for (int64_t j = 1; 2 * j < shape.cols; ++j) {
+      for (int m = 0; m < kChunks; ++m) {
+        const auto lanes = P::load(row + shift + 2 * j + m * P::kSize);
+        chains[m] = chains[m] + P::even(lanes);
+        chains[m] = chains[m] + P::odd(lanes);
+      }
+    }
+  }
+  for (int m = 0; m < kChunks; ++m) {
+    sum[2 * m] = chains[m];
+    sum[2 * m + 1] = chains[m];
+  }
+}
+
 // Chunks [k, k + kChunks * Chunk::kSize) of a row group's anchor row, backward: lane k sums the
 // window whose first element is group[k] in npr_rule.h's row-major order, in opmath precision,
 // with plain loads shifted by whole pixels and rows (no gathers or permutes: on this CPU both
@@ -611,17 +650,28 @@ C10_ALWAYS_INLINE void anchor_chunk(const GroupElement<scalar_t>* group, const G
     sum[2 * m] = first ? a : sum[2 * m] + a;
     sum[2 * m + 1] = first ? b : sum[2 * m + 1] + b;
   };
-  for (int64_t dh = 0; dh < shape.rows; ++dh) {
-    const auto* row = group + dh * shape.length + k;
-    scalar_t* row_copy = copy != nullptr && dh != skip_row ? copy + dh * shape.length + k : nullptr;
-    for (int m = 0; m < kChunks; ++m) {
-      add(row + m * C::kSize, m, dh == 0, row_copy == nullptr ? nullptr : row_copy + m * C::kSize);
-    }
-    for (int64_t dw = 1; dw < shape.cols; ++dw) {
+  const auto generic_sums = [&] {
+    for (int64_t dh = 0; dh < shape.rows; ++dh) {
+      const auto* row = group + dh * shape.length + k;
+      scalar_t* row_copy = copy != nullptr && dh != skip_row ? copy + dh * shape.length + k : nullptr;
       for (int m = 0; m < kChunks; ++m) {
-        add(row + dw * shape.inner + m * C::kSize, m, false, nullptr);
+        add(row + m * C::kSize, m, dh == 0, row_copy == nullptr ? nullptr : row_copy + m * C::kSize);
+      }
+      for (int64_t dw = 1; dw < shape.cols; ++dw) {
+        for (int m = 0; m < kChunks; ++m) {
+          add(row + dw * shape.inner + m * C::kSize, m, false, nullptr);
+        }
       }
     }
+  };
+  if constexpr (kPairs) {
+    if (shape.inner == 1 && shape.cols % 2 == 0) {
+      nchw_even_window_sums<kChunks>(group, shape, k, copy, skip_row, sum);
+    } else {
+      generic_sums();
+    }
+  } else {
+    generic_sums();
   }
   for (int m = 0; m < kChunks; ++m) {
     const int64_t at = k + m * C::kSize;
