@@ -25,10 +25,11 @@ WINDOWS = [
     ((2, 3), (1, 2)),
     ((5, 1), (4, 0)),
 ]
-# (H, W): multiples of the windows, partial windows at the edges, smaller than the window, and
-# rows of more whole windows than a vector has lanes (the CPU backward gathers 8 or 16 windows
-# at once, then takes the rest one by one).
-SIZES = [(8, 24), (7, 9), (13, 6), (3, 2), (1, 1), (10, 141)]
+# (H, W): multiples of the windows, partial windows at the edges, smaller than the window, rows
+# of more whole windows than a vector has lanes (the CPU backward sums 4 chunks of lanes at a
+# time, then one, the last moved back, and a row shorter than a chunk element by element), and
+# row groups past 16 KiB (the CPU backward then copies them with its sums' loads, not memcpy).
+SIZES = [(8, 24), (7, 9), (13, 6), (3, 2), (1, 1), (10, 141), (9, 1500)]
 LAYOUTS = ["contiguous", "channels_last", "sliced"]
 
 

@@ -716,6 +716,13 @@ void right_edge_gradients(const scalar_t* group_in, scalar_t* group_out, const G
   }
 }
 
+// The size of a row group from which the window backward copies with the loads of its sums
+// rather than with memcpy first: measured on this machine's CPU (48 KiB of L1 data cache),
+// memcpy first was faster for groups up to 16 KiB (read back from L1 by the sums) and slower
+// for groups from 18 KiB (bfloat16 channels_last rows of 1024 pixels, l = 3: 1.05x clone fused,
+// 1.37x copied first; bench/RESULTS.md).
+constexpr int64_t kFusedCopyBytes = 16 << 10;
+
 // The backward of one row group: every element passes through (copied), then each window's
 // anchor becomes g - round(window sum), npr_rule.h's rule. `group_in` is the group's input,
 // `wide` a scratch of rows * length floats for the types widened first (kGroupWidened); the
@@ -734,9 +741,11 @@ void backward_group(const scalar_t* group_in, scalar_t* group_out, float* wide, 
   const int64_t anchor_at = anchor_dh * length + anchor_offset;
   const scalar_t* anchor_in = group_in + anchor_at;
   scalar_t* anchor_out = group_out + anchor_at;
-  // The sums' loads copy the span's columns, except where the group is widened first (the
-  // widening copies it); everything else is copied after.
-  const bool fused_copy = !kGroupWidened<scalar_t> && span >= kChunk;
+  // Where a group is large (past kFusedCopyBytes), the sums' loads copy the span's columns and
+  // everything else is copied after; a smaller group is copied first, with memcpy, and summed
+  // from L1. (Types widened first are copied by the widening.)
+  const bool fused_copy = !kGroupWidened<scalar_t> && span >= kChunk &&
+                          shape.rows * length * static_cast<int64_t>(sizeof(scalar_t)) > kFusedCopyBytes;
   const GroupElement<scalar_t>* group = nullptr;
   if constexpr (kGroupWidened<scalar_t>) {
     using V = Vectorized<scalar_t>;
