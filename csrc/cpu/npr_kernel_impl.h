@@ -438,19 +438,24 @@ void run_row_pairs(const PlaneLayout& layout) {
 // sum), the sum row-major (npr_rule.h), with vectors whose lane k sums the window that starts
 // at element k (anchor_chunk, backward_group).
 
-// Whether a row's anchors are spread with vector gathers: float and double (at::vec has
-// gathers for them; a 16-bit type has no index of its own width).
+// Whether a row's anchors can be spread with vector gathers, where no PermutedSpread (below) is
+// usable: float and double (at::vec has gathers for them; a 16-bit type has no index of its own
+// width).
 template <typename scalar_t>
 constexpr bool kGathered = std::is_same_v<scalar_t, float> || std::is_same_v<scalar_t, double>;
 
-// 16-bit rows on AVX-512: the 32 anchors of a chunk of 32 columns lie within 64 consecutive
-// elements of the anchor row when windows are at most 32 elements wide, so two masked loads and
-// one two-source permute (vpermt2w) spread them, each chunk's lowest anchor and the others'
-// offsets from it worked out once per call. (at::vec has no 16-bit gather.) Elsewhere, or for
-// wider windows, `usable()` is false and the spread is scalar.
+// 16- and 32-bit rows on AVX-512: the anchors of a vector of columns (32 or 16) lie within two
+// vectors' worth of consecutive elements of the anchor row when windows are at most a vector's
+// worth of elements wide, so two masked loads and one two-source permute (vpermt2w, vpermt2d)
+// spread them, each chunk's lowest anchor and the others' offsets from it worked out once per
+// call. (at::vec has no 16-bit gather, and its float gather measured slower: half of the float
+// forward's time at l = 3.) Elsewhere, or for wider windows, `usable()` is false.
+template <int kBytes>
 class PermutedSpread {
  public:
-  static constexpr int64_t kSize = 32;
+  static_assert(kBytes == 2 || kBytes == 4);
+  static constexpr int64_t kSize = 64 / kBytes;  // elements of a 512-bit vector
+  using Offset = std::conditional_t<kBytes == 2, int16_t, int32_t>;
 
   PermutedSpread() = default;  // not usable
 
@@ -466,7 +471,7 @@ class PermutedSpread {
           fits = fits && *high - *low < 2 * kSize;
           first_.push_back(*low);
           for (int64_t j = 0; j < kSize; ++j) {
-            offsets_.push_back(static_cast<int16_t>(index[c + j] - *low));
+            offsets_.push_back(static_cast<Offset>(index[c + j] - *low));
           }
         },
         [](int64_t) {});
@@ -474,6 +479,8 @@ class PermutedSpread {
       first_.clear();
       offsets_.clear();
     }
+#else
+    (void)index;
 #endif
   }
 
@@ -483,7 +490,7 @@ class PermutedSpread {
   template <typename scalar_t>
   void spread(const scalar_t* anchors, scalar_t* spread, int64_t length) const {
 #if defined(CPU_CAPABILITY_AVX512)
-    static_assert(sizeof(scalar_t) == 2);
+    static_assert(sizeof(scalar_t) == kBytes);
     int64_t chunk = 0;
     cover<kSize>(
         0, length,
@@ -492,12 +499,18 @@ class PermutedSpread {
           const int64_t first = first_[chunk];
           const int64_t left = length - first;
           const auto mask = [](int64_t n) {
-            return n >= kSize ? ~__mmask32(0) : n <= 0 ? __mmask32(0) : __mmask32((uint32_t(1) << n) - 1);
+            return n >= kSize ? ~uint32_t(0) : n <= 0 ? uint32_t(0) : (uint32_t(1) << n) - 1;
           };
-          const __m512i low = _mm512_maskz_loadu_epi16(mask(left), anchors + first);
-          const __m512i high = _mm512_maskz_loadu_epi16(mask(left - kSize), anchors + first + kSize);
           const __m512i offsets = _mm512_loadu_si512(offsets_.data() + chunk * kSize);
-          _mm512_storeu_si512(spread + c, _mm512_permutex2var_epi16(low, offsets, high));
+          if constexpr (kBytes == 2) {
+            const __m512i low = _mm512_maskz_loadu_epi16(mask(left), anchors + first);
+            const __m512i high = _mm512_maskz_loadu_epi16(mask(left - kSize), anchors + first + kSize);
+            _mm512_storeu_si512(spread + c, _mm512_permutex2var_epi16(low, offsets, high));
+          } else {
+            const __m512i low = _mm512_maskz_loadu_epi32(mask(left), anchors + first);
+            const __m512i high = _mm512_maskz_loadu_epi32(mask(left - kSize), anchors + first + kSize);
+            _mm512_storeu_si512(spread + c, _mm512_permutex2var_epi32(low, offsets, high));
+          }
           ++chunk;
         },
         [](int64_t) {});
@@ -508,24 +521,31 @@ class PermutedSpread {
 
  private:
   std::vector<int64_t> first_;
-  std::vector<int16_t> offsets_;
+  std::vector<Offset> offsets_;
 };
 
-// spread[c] = anchors[index[c]] for a row of `length` elements: vector gathers for float and
-// double, permutes for 16-bit types where `permuted` is usable. (A scalar loop, or a fill per
+// The PermutedSpread for scalar_t's width (none for double: its gathers are kept).
+template <typename scalar_t>
+using SpreadPlan = PermutedSpread<sizeof(scalar_t) == 2 ? 2 : 4>;
+
+// spread[c] = anchors[index[c]] for a row of `length` elements: permutes where `permuted` is
+// usable, else vector gathers for float and double, else scalar. (A scalar loop, or a fill per
 // window, measured slower for float: bench/RESULTS.md, window kernels.)
 template <typename scalar_t, typename Index>
-void spread_row(const scalar_t* anchors, const Index* index, const PermutedSpread& permuted, scalar_t* spread,
+void spread_row(const scalar_t* anchors, const Index* index, const SpreadPlan<scalar_t>& permuted, scalar_t* spread,
                 int64_t length) {
+  if constexpr (sizeof(scalar_t) <= 4) {
+    if (permuted.usable()) {
+      permuted.spread(anchors, spread, length);
+      return;
+    }
+  }
   int64_t c = 0;
   if constexpr (kGathered<scalar_t>) {
     using V = Vectorized<scalar_t>;
     for (; c + V::size() <= length; c += V::size()) {
       at::vec::gather<sizeof(scalar_t)>(anchors, Vectorized<Index>::loadu(index + c)).store(spread + c);
     }
-  } else if (permuted.usable()) {
-    permuted.spread(anchors, spread, length);
-    return;
   }
   for (; c < length; ++c) {
     spread[c] = anchors[index[c]];
@@ -821,8 +841,8 @@ void run_window_groups(const PlaneLayout& layout, const Window& win) {
     anchor_column[c] =
         static_cast<Index>(window_anchor(c / inner, width, win.cols, win.anchor_col) * inner + c % inner);
   }
-  const PermutedSpread permuted =
-      kPass == Pass::kForward && !kGathered<scalar_t> ? PermutedSpread(anchor_column) : PermutedSpread();
+  const SpreadPlan<scalar_t> permuted =
+      kPass == Pass::kForward && sizeof(scalar_t) <= 4 ? SpreadPlan<scalar_t>(anchor_column) : SpreadPlan<scalar_t>();
   const int64_t whole_windows = width / win.cols;  // per row; a partial one may follow
   const int64_t window_stride = win.cols * inner;  // from one window's column to the next's
   // The anchor row's whole windows are done as one span: up to the last one's first pixel.
