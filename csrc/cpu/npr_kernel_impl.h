@@ -822,6 +822,23 @@ void backward_group(const scalar_t* group_in, scalar_t* group_out, float* wide, 
   right_edge_gradients(group_in, group_out, shape, width, win, anchor_dh);
 }
 
+// Row groups up to this size are prefetched whole by the window forward (run_window_groups).
+constexpr int64_t kPrefetchedGroupBytes = 16 << 10;
+
+// Asks the CPU to fetch `count` elements from `p` on, one request per cache line, into L1
+// (locality 3) or L2 (2), where the compiler has the builtin (GCC, Clang).
+template <typename scalar_t, int kLocality>
+void prefetch(const scalar_t* p, int64_t count) {
+#if defined(__GNUC__) || defined(__clang__)
+  const char* bytes = reinterpret_cast<const char*>(p);
+  for (int64_t byte = 0; byte < count * static_cast<int64_t>(sizeof(scalar_t)); byte += 64) {
+    __builtin_prefetch(bytes + byte, 0, kLocality);
+  }
+#else
+  (void)p, (void)count;
+#endif
+}
+
 template <Pass kPass, typename scalar_t>
 void run_window_groups(const PlaneLayout& layout, const Window& win) {
   const int64_t length = layout.row_length();
@@ -851,18 +868,37 @@ void run_window_groups(const PlaneLayout& layout, const Window& win) {
   const std::vector<scalar_t> starts =
       pixel_mask<scalar_t>(kPass == Pass::kBackward ? span : 0, 0, window_stride, inner);
 
+  // Forward, short rows: the next group is prefetched (to L2) while this one is worked on, which
+  // took the bfloat16 forward at 32x3x224x224 from 1.5-1.7x clone to 1.0-1.25x. The hardware
+  // prefetcher kept ahead of long rows by itself, and the backward, bound by its sums, measured
+  // slower with it (l = 8 channels_last bfloat16 at 32x3x224x224: 1.55 -> 1.99x clone).
+  const bool prefetch_groups = win.rows * length * static_cast<int64_t>(sizeof(scalar_t)) <= kPrefetchedGroupBytes;
+
   at::parallel_for(0, layout.planes * groups_per_plane, grain, [&](int64_t begin, int64_t end) {
     std::vector<scalar_t> spread(kPass == Pass::kForward ? length : 0);
     std::vector<float> widened(kPass == Pass::kBackward && kGroupWidened<scalar_t> ? win.rows * length : 0);
-    for (int64_t group = begin; group < end; ++group) {
+    // A group's first row and its anchor row, as rows of the [planes * H, row] array.
+    const auto rows_of = [&](int64_t group) {
       const int64_t plane = group / groups_per_plane;
       const int64_t first_row = (group - plane * groups_per_plane) * win.rows;
-      const int64_t rows = std::min(win.rows, height - first_row);
-      const int64_t anchor_row = window_anchor(first_row, height, win.rows, win.anchor_row);
-      const int64_t offset = (plane * height + first_row) * length;
-      const scalar_t* anchors = in + (plane * height + anchor_row) * length;
+      return std::pair{plane * height + first_row,
+                       plane * height + window_anchor(first_row, height, win.rows, win.anchor_row)};
+    };
+    for (int64_t group = begin; group < end; ++group) {
+      const auto [first_row, anchor_row] = rows_of(group);
+      const int64_t rows = std::min(win.rows, height - first_row % height);
+      const int64_t offset = first_row * length;
       if constexpr (kPass == Pass::kForward) {
-        spread_row(anchors, anchor_column.data(), permuted, spread.data(), length);
+        if (group + 1 < end) {
+          const auto [next_first, next_anchor] = rows_of(group + 1);
+          if (prefetch_groups) {
+            prefetch<scalar_t, 2>(in + next_first * length, win.rows * length);
+          }
+          // The next group's anchor row is read first, ahead of its other rows, where the hardware
+          // prefetcher had not gone: its loads stalled for a third of the bfloat16 forward's time.
+          prefetch<scalar_t, 3>(in + next_anchor * length, length);
+        }
+        spread_row(in + anchor_row * length, anchor_column.data(), permuted, spread.data(), length);
         for (int64_t k = 0; k < rows; ++k) {
           subtract_row(in + offset + k * length, spread.data(), out + offset + k * length, length);
         }
