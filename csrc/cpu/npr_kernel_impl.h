@@ -433,10 +433,10 @@ void run_row_pairs(const PlaneLayout& layout) {
 // Windows of win.rows x win.cols pixels, by groups of win.rows rows (one task each). Forward: the
 // anchor row's values, spread over a row (each element takes its anchor's; an L1-resident
 // buffer), are subtracted from each row of the group with vectors, so that memory sees one read
-// and one write per element. Backward: every row copied (the gradient passes through) by the
-// same loads that sum the windows, and each window's anchor rewritten with g - round(window
-// sum), the sum row-major (npr_rule.h), with vectors whose lane k sums the window that starts
-// at element k (anchor_chunk, backward_group).
+// and one write per element. Backward: every row copied (the gradient passes through; by
+// memcpy, or for large groups by the loads that sum the windows), and each window's anchor
+// rewritten with g - round(window sum), the sum row-major (npr_rule.h), with vectors whose lane
+// k sums the window that starts at element k (anchor_chunk, backward_group).
 
 // Whether a row's anchors can be spread with vector gathers, where no PermutedSpread (below) is
 // usable: float and double (at::vec has gathers for them; a 16-bit type has no index of its own
