@@ -571,6 +571,47 @@ void subtract_row(const scalar_t* x, const scalar_t* spread, scalar_t* out, int6
     out[c] = residual(x[c], spread[c]);
   }
 }
+
+// The rows that a row group's work prefetches, input and output: a group's worth,
+// kPrefetchAheadBytes or more ahead of the group (bench/RESULTS.md, window prefetch).
+constexpr int64_t kPrefetchAheadBytes = 8 << 10;
+struct PrefetchRange {
+  const void* in = nullptr;
+  void* out = nullptr;
+  int64_t bytes = 0;
+};
+
+// A PrefetchRange fetched into L1 (its output for writing) a few cache lines at each of
+// `steps` calls of step(), so that the requests spread over the work they overlap: at once,
+// they stalled on the CPU's line fill buffers (perf: a quarter of the backward's time).
+class PrefetchStream {
+ public:
+  PrefetchStream(const PrefetchRange& range, int64_t steps)
+      : in_(static_cast<const char*>(range.in)),
+        out_(static_cast<char*>(range.out)),
+        left_(range.bytes),
+        bytes_per_step_(((range.bytes + 63) / 64 + steps - 1) / std::max<int64_t>(steps, 1) * 64) {}
+
+  void step() {
+    const int64_t bytes = std::min(bytes_per_step_, left_);
+#if defined(__GNUC__) || defined(__clang__)
+    for (int64_t byte = 0; byte < bytes; byte += 64) {
+      __builtin_prefetch(in_ + byte, 0, 3);
+      __builtin_prefetch(out_ + byte, 1, 3);
+    }
+#endif
+    in_ += bytes;
+    out_ += bytes;
+    left_ -= bytes;
+  }
+
+ private:
+  const char* in_;
+  char* out_;
+  int64_t left_;
+  int64_t bytes_per_step_;
+};
+
 // A row group of the window backward: `rows` rows of `length` elements, windows `cols` pixels
 // of `inner` elements wide.
 struct GroupShape {
@@ -595,14 +636,16 @@ using GroupElement = std::conditional_t<kGroupWidened<scalar_t>, float, scalar_t
 // of their chains, and only those chains are summed (the loads shifted by one where k is odd:
 // the window starts are then the odd lanes). They stand for both halves of `sum`: the other
 // half is never selected. Reads stay where anchor_chunk's do: up to element
-// k + lanes + cols - 2 of each row.
+// k + lanes + cols - 2 of each row. `stream` takes a step at each row.
 template <int kChunks, typename Vec>
 C10_ALWAYS_INLINE void nchw_even_window_sums(const c10::BFloat16* group, const GroupShape& shape, int64_t k,
-                                             c10::BFloat16* copy, int64_t skip_row, std::array<Vec, 2 * kChunks>& sum) {
+                                             c10::BFloat16* copy, int64_t skip_row, std::array<Vec, 2 * kChunks>& sum,
+                                             PrefetchStream& stream) {
   using P = BFloat16Pairs;
   const int64_t shift = k % 2;  // from k to the first window start
   std::array<Vec, kChunks> chains;
   for (int64_t dh = 0; dh < shape.rows; ++dh) {
+    stream.step();
     const c10::BFloat16* row = group + dh * shape.length + k;
     if (copy != nullptr && dh != skip_row) {
       for (int m = 0; m < kChunks; ++m) {
@@ -637,10 +680,11 @@ C10_ALWAYS_INLINE void nchw_even_window_sums(const c10::BFloat16* group, const G
 // there, with g = anchor_in[k], and anchor_in[k] elsewhere. 2 * kChunks independent chains of
 // additions, so that their latency overlaps. Where `copy` is not null, the group's rows are
 // copied to it from the loads at each row's start, except row `skip_row` (anchor_out's).
+// `stream` takes a step at each row.
 template <int kChunks, typename scalar_t>
 C10_ALWAYS_INLINE void anchor_chunk(const GroupElement<scalar_t>* group, const GroupShape& shape, int64_t k,
                                     scalar_t* copy, int64_t skip_row, const scalar_t* anchor_in, scalar_t* anchor_out,
-                                    const scalar_t* starts) {
+                                    const scalar_t* starts, PrefetchStream& stream) {
   using C = Chunk<scalar_t>;
   using Vec = typename C::Vec;
   using P = BFloat16Pairs;
@@ -672,6 +716,7 @@ C10_ALWAYS_INLINE void anchor_chunk(const GroupElement<scalar_t>* group, const G
   };
   const auto generic_sums = [&] {
     for (int64_t dh = 0; dh < shape.rows; ++dh) {
+      stream.step();
       const auto* row = group + dh * shape.length + k;
       scalar_t* row_copy = copy != nullptr && dh != skip_row ? copy + dh * shape.length + k : nullptr;
       for (int m = 0; m < kChunks; ++m) {
@@ -686,7 +731,7 @@ C10_ALWAYS_INLINE void anchor_chunk(const GroupElement<scalar_t>* group, const G
   };
   if constexpr (kPairs) {
     if (shape.inner == 1 && shape.cols % 2 == 0) {
-      nchw_even_window_sums<kChunks>(group, shape, k, copy, skip_row, sum);
+      nchw_even_window_sums<kChunks>(group, shape, k, copy, skip_row, sum, stream);
     } else {
       generic_sums();
     }
@@ -749,9 +794,11 @@ constexpr int64_t kFusedCopyBytes = 16 << 10;
 // anchor row is row `anchor_dh` of the group, its anchors `anchor_offset` elements into each
 // window. The whole windows are summed as one span of `span` lanes, up to the last one's first
 // pixel (`starts`: pixel_mask of their first elements); a partial window at the right edge after.
+// `ahead` is prefetched over the sums, a step at each row of each anchor_chunk.
 template <typename scalar_t>
 void backward_group(const scalar_t* group_in, scalar_t* group_out, float* wide, const GroupShape& shape, int64_t width,
-                    const Window& win, int64_t anchor_dh, int64_t span, const scalar_t* starts) {
+                    const Window& win, int64_t anchor_dh, int64_t span, const scalar_t* starts,
+                    const PrefetchRange& ahead) {
   using compute_t = opmath_t<scalar_t>;
   constexpr int64_t kChunk = Chunk<scalar_t>::kSize;
   constexpr int kChunksPerStep = 4;  // 8 chains of additions
@@ -793,15 +840,18 @@ void backward_group(const scalar_t* group_in, scalar_t* group_out, float* wide, 
 
   if (span >= kChunk) {
     scalar_t* copy = fused_copy ? group_out : nullptr;
+    const int64_t calls = span / (kChunksPerStep * kChunk) + (span % (kChunksPerStep * kChunk) + kChunk - 1) / kChunk;
+    PrefetchStream stream(ahead, calls * shape.rows);  // a step at each row of each call
     int64_t k = 0;
     for (; k + kChunksPerStep * kChunk <= span; k += kChunksPerStep * kChunk) {
-      anchor_chunk<kChunksPerStep, scalar_t>(group, shape, k, copy, anchor_dh, anchor_in, anchor_out, starts);
+      anchor_chunk<kChunksPerStep, scalar_t>(group, shape, k, copy, anchor_dh, anchor_in, anchor_out, starts, stream);
     }
     for (; k < span; k += kChunk) {  // the last chunk moved back to end at the span's end
       anchor_chunk<1, scalar_t>(group, shape, std::min(k, span - kChunk), copy, anchor_dh, anchor_in, anchor_out,
-                                starts);
+                                starts, stream);
     }
   } else {
+    PrefetchStream(ahead, 1).step();
     for (int64_t k = 0; k < span; ++k) {
       if (k % (win.cols * inner) < inner) {
         const auto load = [&](int64_t dh, int64_t dw) {
@@ -820,23 +870,6 @@ void backward_group(const scalar_t* group_in, scalar_t* group_out, float* wide, 
     std::memcpy(group_out + anchor_dh * length, group_in + anchor_dh * length, anchor_offset * sizeof(scalar_t));
   }
   right_edge_gradients(group_in, group_out, shape, width, win, anchor_dh);
-}
-
-// Row groups up to this size are prefetched whole by the window forward (run_window_groups).
-constexpr int64_t kPrefetchedGroupBytes = 16 << 10;
-
-// Asks the CPU to fetch `count` elements from `p` on, one request per cache line, into L1
-// (locality 3) or L2 (2), where the compiler has the builtin (GCC, Clang).
-template <typename scalar_t, int kLocality>
-void prefetch(const scalar_t* p, int64_t count) {
-#if defined(__GNUC__) || defined(__clang__)
-  const char* bytes = reinterpret_cast<const char*>(p);
-  for (int64_t byte = 0; byte < count * static_cast<int64_t>(sizeof(scalar_t)); byte += 64) {
-    __builtin_prefetch(bytes + byte, 0, kLocality);
-  }
-#else
-  (void)p, (void)count;
-#endif
 }
 
 template <Pass kPass, typename scalar_t>
@@ -868,43 +901,47 @@ void run_window_groups(const PlaneLayout& layout, const Window& win) {
   const std::vector<scalar_t> starts =
       pixel_mask<scalar_t>(kPass == Pass::kBackward ? span : 0, 0, window_stride, inner);
 
-  // Forward, short rows: the next group is prefetched (to L2) while this one is worked on, which
-  // took the bfloat16 forward at 32x3x224x224 from 1.5-1.7x clone to 1.0-1.25x. The hardware
-  // prefetcher kept ahead of long rows by itself, and the backward, bound by its sums, measured
-  // slower with it (l = 8 channels_last bfloat16 at 32x3x224x224: 1.55 -> 1.99x clone).
-  const bool prefetch_groups = win.rows * length * static_cast<int64_t>(sizeof(scalar_t)) <= kPrefetchedGroupBytes;
+  // Each group's work prefetches the rows this far ahead of it (whole groups), in steps: the
+  // hardware prefetcher, which stops at page boundaries, had kept ahead of neither pass at rows
+  // of 224 elements (bench/RESULTS.md, window prefetch).
+  const int64_t group_elements = win.rows * length;
+  const int64_t ahead =
+      (kPrefetchAheadBytes / static_cast<int64_t>(sizeof(scalar_t)) / group_elements + 1) * group_elements;
 
   at::parallel_for(0, layout.planes * groups_per_plane, grain, [&](int64_t begin, int64_t end) {
     std::vector<scalar_t> spread(kPass == Pass::kForward ? length : 0);
-    std::vector<float> widened(kPass == Pass::kBackward && kGroupWidened<scalar_t> ? win.rows * length : 0);
-    // A group's first row and its anchor row, as rows of the [planes * H, row] array.
+    std::vector<float> widened(kPass == Pass::kBackward && kGroupWidened<scalar_t> ? group_elements : 0);
+    // A group's first row, its anchor row and the row after its last, as rows of the
+    // [planes * H, row] array.
+    struct Rows {
+      int64_t first, anchor, end;
+    };
     const auto rows_of = [&](int64_t group) {
       const int64_t plane = group / groups_per_plane;
-      const int64_t first_row = (group - plane * groups_per_plane) * win.rows;
-      return std::pair{plane * height + first_row,
-                       plane * height + window_anchor(first_row, height, win.rows, win.anchor_row)};
+      const int64_t first = (group - plane * groups_per_plane) * win.rows;
+      return Rows{plane * height + first, plane * height + window_anchor(first, height, win.rows, win.anchor_row),
+                  plane * height + std::min(first + win.rows, height)};
     };
+    const int64_t task_end = rows_of(end - 1).end * length;  // prefetches stay within the task
     for (int64_t group = begin; group < end; ++group) {
-      const auto [first_row, anchor_row] = rows_of(group);
-      const int64_t rows = std::min(win.rows, height - first_row % height);
-      const int64_t offset = first_row * length;
+      const Rows rows = rows_of(group);
+      const int64_t offset = rows.first * length;
+      const int64_t count = (rows.end - rows.first) * length;
+      const int64_t fetch_begin = std::min(offset + ahead, task_end);
+      const PrefetchRange fetched{
+          in + fetch_begin, out + fetch_begin,
+          (std::min(fetch_begin + count, task_end) - fetch_begin) * static_cast<int64_t>(sizeof(scalar_t))};
       if constexpr (kPass == Pass::kForward) {
-        if (group + 1 < end) {
-          const auto [next_first, next_anchor] = rows_of(group + 1);
-          if (prefetch_groups) {
-            prefetch<scalar_t, 2>(in + next_first * length, win.rows * length);
-          }
-          // The next group's anchor row is read first, ahead of its other rows, where the hardware
-          // prefetcher had not gone: its loads stalled for a third of the bfloat16 forward's time.
-          prefetch<scalar_t, 3>(in + next_anchor * length, length);
-        }
-        spread_row(in + anchor_row * length, anchor_column.data(), permuted, spread.data(), length);
-        for (int64_t k = 0; k < rows; ++k) {
-          subtract_row(in + offset + k * length, spread.data(), out + offset + k * length, length);
+        PrefetchStream stream(fetched, rows.end - rows.first);  // a step at each row
+        spread_row(in + rows.anchor * length, anchor_column.data(), permuted, spread.data(), length);
+        for (int64_t row = rows.first; row < rows.end; ++row) {
+          stream.step();
+          subtract_row(in + row * length, spread.data(), out + row * length, length);
         }
       } else {
-        backward_group(in + offset, out + offset, widened.data(), GroupShape{rows, win.cols, inner, length}, width, win,
-                       anchor_row - first_row, span, starts.data());
+        backward_group(in + offset, out + offset, widened.data(),
+                       GroupShape{rows.end - rows.first, win.cols, inner, length}, width, win, rows.anchor - rows.first,
+                       span, starts.data(), fetched);
       }
     }
   });
