@@ -575,7 +575,7 @@ void subtract_row(const scalar_t* x, const scalar_t* spread, scalar_t* out, int6
 }
 
 // The rows that a row group's work prefetches, input and output: a group's worth,
-// kPrefetchAheadBytes or more ahead of the group (bench/RESULTS.md, window prefetch).
+// kPrefetchAheadBytes or more ahead of the group (bench/RESULTS.md, "2026-11-29, later").
 constexpr int64_t kPrefetchAheadBytes = 8 << 10;
 struct PrefetchRange {
   const void* in = nullptr;
@@ -1057,7 +1057,7 @@ void run_window_groups(const PlaneLayout& layout, const Window& win) {
 
   // Each group's work prefetches the rows this far ahead of it (whole groups), in steps: the
   // hardware prefetcher, which stops at page boundaries, had kept ahead of neither pass at rows
-  // of 224 elements (bench/RESULTS.md, window prefetch).
+  // of 224 elements (bench/RESULTS.md, "2026-11-29, later").
   const int64_t group_elements = win.rows * length;
   const int64_t ahead =
       (kPrefetchAheadBytes / static_cast<int64_t>(sizeof(scalar_t)) / group_elements + 1) * group_elements;
