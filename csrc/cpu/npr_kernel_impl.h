@@ -384,10 +384,70 @@ void backward_spread(const scalar_t* even, const scalar_t* odd, scalar_t* out_ev
   }
 }
 
+// --------------------------------------------------------------------------------- prefetching
+
+// The input and output rows that a unit of work (a row pair, a row group) prefetches: its own
+// size's worth, kPrefetchAheadBytes or more ahead of it (bench/RESULTS.md, "2026-11-29, later").
+constexpr int64_t kPrefetchAheadBytes = 8 << 10;
+struct PrefetchRange {
+  const void* in = nullptr;
+  void* out = nullptr;
+  int64_t bytes = 0;
+};
+
+// A PrefetchRange fetched into L1 (its output for writing) a few cache lines at each of
+// `steps` calls of step(), so that the requests spread over the work they overlap: at once,
+// they stalled on the CPU's line fill buffers (perf: a quarter of the backward's time).
+class PrefetchStream {
+ public:
+  PrefetchStream(const PrefetchRange& range, int64_t steps)
+      : in_(static_cast<const char*>(range.in)),
+        out_(static_cast<char*>(range.out)),
+        left_(range.bytes),
+        bytes_per_step_(((range.bytes + 63) / 64 + steps - 1) / std::max<int64_t>(steps, 1) * 64) {}
+
+  void step() {
+    const int64_t bytes = std::min(bytes_per_step_, left_);
+#if defined(__GNUC__) || defined(__clang__)
+    for (int64_t byte = 0; byte < bytes; byte += 64) {
+      __builtin_prefetch(in_ + byte, 0, 3);
+      __builtin_prefetch(out_ + byte, 1, 3);
+    }
+#endif
+    in_ += bytes;
+    out_ += bytes;
+    left_ -= bytes;
+  }
+
+ private:
+  const char* in_;
+  char* out_;
+  int64_t left_;
+  int64_t bytes_per_step_;
+};
+
+// The rows prefetched by the work on elements [offset, offset + count) of a task that ends at
+// element task_end: as many, `distance` elements on (kPrefetchAheadBytes or more, in whole units
+// of `unit` elements: prefetch_distance), none past the task's end.
+template <typename scalar_t>
+int64_t prefetch_distance(int64_t unit) {
+  return (kPrefetchAheadBytes / static_cast<int64_t>(sizeof(scalar_t)) / unit + 1) * unit;
+}
+template <typename scalar_t>
+PrefetchRange rows_ahead(const scalar_t* in, scalar_t* out, int64_t offset, int64_t count, int64_t distance,
+                         int64_t task_end) {
+  const int64_t begin = std::min(offset + distance, task_end);
+  return {in + begin, out + begin,
+          (std::min(begin + count, task_end) - begin) * static_cast<int64_t>(sizeof(scalar_t))};
+}
+
 // ------------------------------------------------------------------------------------ driver
 
 // Elements below which a task is not worth a thread (ATen's GRAIN_SIZE).
 constexpr int64_t kElementsPerTask = 32768;
+
+// Row pairs up to this size prefetch the rows ahead (run_row_pairs).
+constexpr int64_t kPrefetchedPairBytes = 4 << 10;
 
 template <Pass kPass, typename scalar_t>
 void run_row_pairs(const PlaneLayout& layout) {
@@ -405,9 +465,20 @@ void run_row_pairs(const PlaneLayout& layout) {
   const std::vector<scalar_t> odd_pixels =
       pixel_mask<scalar_t>(spread_begin < length ? length : 0, inner, 2 * inner, inner);
 
+  // Pairs of short rows prefetch the rows ahead of them, as the window kernels do: the hardware
+  // prefetcher had not kept ahead of rows of 224 elements (bench/RESULTS.md, "2026-11-29,
+  // later"). Longer ones are left to it: a pair prefetches at once, before its work.
+  const bool prefetch = 2 * length * static_cast<int64_t>(sizeof(scalar_t)) <= kPrefetchedPairBytes;
+  const int64_t distance = prefetch_distance<scalar_t>(2 * length);
+
   at::parallel_for(0, pairs, grain, [&](int64_t begin, int64_t end) {
+    const auto last = row_pair(end - 1, (end - 1) / pairs_per_plane, pairs_per_plane, layout.height, length);
+    const int64_t task_end = last.even_row + (last.has_odd_row ? 2 : 1) * length;
     for (int64_t pair = begin; pair < end; ++pair) {
       const auto [offset, has_odd] = row_pair(pair, pair / pairs_per_plane, pairs_per_plane, layout.height, length);
+      if (prefetch) {
+        PrefetchStream(rows_ahead(in, out, offset, (has_odd ? 2 : 1) * length, distance, task_end), 1).step();
+      }
       const scalar_t* even = in + offset;
       const scalar_t* odd = has_odd ? even + length : nullptr;
       scalar_t* out_even = out + offset;
@@ -573,46 +644,6 @@ void subtract_row(const scalar_t* x, const scalar_t* spread, scalar_t* out, int6
     out[c] = residual(x[c], spread[c]);
   }
 }
-
-// The rows that a row group's work prefetches, input and output: a group's worth,
-// kPrefetchAheadBytes or more ahead of the group (bench/RESULTS.md, "2026-11-29, later").
-constexpr int64_t kPrefetchAheadBytes = 8 << 10;
-struct PrefetchRange {
-  const void* in = nullptr;
-  void* out = nullptr;
-  int64_t bytes = 0;
-};
-
-// A PrefetchRange fetched into L1 (its output for writing) a few cache lines at each of
-// `steps` calls of step(), so that the requests spread over the work they overlap: at once,
-// they stalled on the CPU's line fill buffers (perf: a quarter of the backward's time).
-class PrefetchStream {
- public:
-  PrefetchStream(const PrefetchRange& range, int64_t steps)
-      : in_(static_cast<const char*>(range.in)),
-        out_(static_cast<char*>(range.out)),
-        left_(range.bytes),
-        bytes_per_step_(((range.bytes + 63) / 64 + steps - 1) / std::max<int64_t>(steps, 1) * 64) {}
-
-  void step() {
-    const int64_t bytes = std::min(bytes_per_step_, left_);
-#if defined(__GNUC__) || defined(__clang__)
-    for (int64_t byte = 0; byte < bytes; byte += 64) {
-      __builtin_prefetch(in_ + byte, 0, 3);
-      __builtin_prefetch(out_ + byte, 1, 3);
-    }
-#endif
-    in_ += bytes;
-    out_ += bytes;
-    left_ -= bytes;
-  }
-
- private:
-  const char* in_;
-  char* out_;
-  int64_t left_;
-  int64_t bytes_per_step_;
-};
 
 // A row group of the window backward: `rows` rows of `length` elements, windows `cols` pixels
 // of `inner` elements wide.
@@ -1059,8 +1090,7 @@ void run_window_groups(const PlaneLayout& layout, const Window& win) {
   // hardware prefetcher, which stops at page boundaries, had kept ahead of neither pass at rows
   // of 224 elements (bench/RESULTS.md, "2026-11-29, later").
   const int64_t group_elements = win.rows * length;
-  const int64_t ahead =
-      (kPrefetchAheadBytes / static_cast<int64_t>(sizeof(scalar_t)) / group_elements + 1) * group_elements;
+  const int64_t distance = prefetch_distance<scalar_t>(group_elements);
 
   at::parallel_for(0, layout.planes * groups_per_plane, grain, [&](int64_t begin, int64_t end) {
     std::vector<scalar_t> spread(kPass == Pass::kForward ? length : 0);
@@ -1080,11 +1110,7 @@ void run_window_groups(const PlaneLayout& layout, const Window& win) {
     for (int64_t group = begin; group < end; ++group) {
       const Rows rows = rows_of(group);
       const int64_t offset = rows.first * length;
-      const int64_t count = (rows.end - rows.first) * length;
-      const int64_t fetch_begin = std::min(offset + ahead, task_end);
-      const PrefetchRange fetched{
-          in + fetch_begin, out + fetch_begin,
-          (std::min(fetch_begin + count, task_end) - fetch_begin) * static_cast<int64_t>(sizeof(scalar_t))};
+      const PrefetchRange fetched = rows_ahead(in, out, offset, (rows.end - rows.first) * length, distance, task_end);
       if constexpr (kPass == Pass::kForward) {
         PrefetchStream stream(fetched, rows.end - rows.first);  // a step at each row
         spread_row(in + rows.anchor * length, anchor_column.data(), permuted, spread.data(), length);
