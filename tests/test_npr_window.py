@@ -53,7 +53,7 @@ def test_both_passes_follow_the_rule_bitwise(device, dtype, window, anchor, size
 @pytest.mark.parametrize("window,anchor", [(4, (1, 3)), (6, (2, 5)), (8, (5, 6)), ((3, 8), (2, 7))])
 def test_backward_of_channels_last_pixels_of_2_to_16_elements(device, dtype, channels, window, anchor, gen):
     """Rows of 300 pixels: the CPU backward sums the first pixels of several bfloat16 windows side
-    by side there (int32 pairs gathered by permutes, 2 to 8 pairs per window), then the rest of
+    by side there (int32 pairs gathered by permutes, 1 to 8 pairs per window), then the rest of
     the row with its per-element sums."""
     x = make_input((2, channels, 9, 300), dtype, device, "channels_last", gen)
     gradient = on_poisoned_memory(lambda t: npr_backward(t, window, anchor), x)

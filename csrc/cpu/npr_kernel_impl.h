@@ -975,9 +975,6 @@ void backward_group(const scalar_t* group_in, scalar_t* group_out, float* wide, 
   const int64_t anchor_at = anchor_dh * length + anchor_offset;
   const scalar_t* anchor_in = group_in + anchor_at;
   scalar_t* anchor_out = group_out + anchor_at;
-  // Where a group is large (past kFusedCopyBytes), the sums' loads copy the span's columns and
-  // everything else is copied after; a smaller group is copied first, with memcpy, and summed
-  // from L1. (Types widened first are copied by the widening.)
   // The first windows side by side where that is usable: as many whole windows() as are read
   // within the rows; anchor_chunk's sums from `begin` on.
   const int64_t window_stride = win.cols * inner;
@@ -986,6 +983,10 @@ void backward_group(const scalar_t* group_in, scalar_t* group_out, float* wide, 
   const int64_t blocks =
       !side_by_side.usable() || room < 0 ? 0 : std::min(room / block + 1, width / win.cols / side_by_side.windows());
   const int64_t begin = blocks * block;
+  // Where a group is large (past kFusedCopyBytes), the sums' loads copy the span's columns and
+  // everything else is copied after; a smaller group, or one whose first windows are summed side
+  // by side, is copied first, with memcpy, and summed from L1. (Types widened first are copied by
+  // the widening.)
   const bool fused_copy = !kGroupWidened<scalar_t> && blocks == 0 && span >= kChunk &&
                           shape.rows * length * static_cast<int64_t>(sizeof(scalar_t)) > kFusedCopyBytes;
   const GroupElement<scalar_t>* group = nullptr;
@@ -1035,7 +1036,7 @@ void backward_group(const scalar_t* group_in, scalar_t* group_out, float* wide, 
   } else {
     PrefetchStream(ahead, 1).step();
     for (int64_t k = begin; k < span; ++k) {
-      if (k % (win.cols * inner) < inner) {
+      if (k % window_stride < inner) {
         const auto load = [&](int64_t dh, int64_t dw) {
           return static_cast<compute_t>(group[k + dh * length + dw * inner]);
         };
@@ -1073,13 +1074,12 @@ void run_window_groups(const PlaneLayout& layout, const Window& win) {
     anchor_column[c] =
         static_cast<Index>(window_anchor(c / inner, width, win.cols, win.anchor_col) * inner + c % inner);
   }
-  const WindowPairs side_by_side = kPass == Pass::kBackward && SpreadVectors<scalar_t>::kPairs
-                                       ? WindowPairs(inner, win.cols * inner)
-                                       : WindowPairs();
   const SpreadPlan<scalar_t> permuted =
       kPass == Pass::kForward && sizeof(scalar_t) <= 4 ? SpreadPlan<scalar_t>(anchor_column) : SpreadPlan<scalar_t>();
   const int64_t whole_windows = width / win.cols;  // per row; a partial one may follow
   const int64_t window_stride = win.cols * inner;  // from one window's column to the next's
+  const WindowPairs side_by_side =
+      kPass == Pass::kBackward && SpreadVectors<scalar_t>::kPairs ? WindowPairs(inner, window_stride) : WindowPairs();
   // The anchor row's whole windows are done as one span: up to the last one's first pixel.
   const int64_t span = whole_windows == 0 ? 0 : (whole_windows - 1) * window_stride + inner;
   // Backward: the mask of each whole window's first pixel in that span.
