@@ -10,10 +10,12 @@ forward and the backward of:
                --anchor: the author's padding formula, npr_cuda.reference.author_padding_npr)
     compiled   torch.compile of the same formula, its backward through autograd
 
-Candidates are interleaved round by round, inputs rotate over enough copies that they do not
-stay in the last-level cache, CUDA is timed with events; the table gives medians, effective
-bandwidth (one read and one write of the tensor), the ratio to clone and the speedups of
-npr_cuda over eager and compiled. `--json` writes the same with the machine's details.
+Candidates are interleaved round by round; every call reads the next of enough copies of the
+inputs that none is still in the last-level cache when its turn comes again (`--warm`: one
+input, read by every call, so that it stays in cache where it fits); CUDA is timed with events;
+the table gives medians, effective bandwidth (one read and one write of the tensor), the ratio
+to clone and the speedups of npr_cuda over eager and compiled. `--json` writes the same with the
+machine's details.
 
     python bench/bench_npr.py --quick            # about a minute on a 2-core CPU
     python bench/bench_npr.py --json bench/out/cpu.json
@@ -40,7 +42,7 @@ from npr_cuda.reference import author_padding_npr, official_npr
 SHAPES = [(1, 3, 224, 224), (32, 3, 224, 224), (128, 3, 256, 256), (8, 3, 1024, 1024)]
 QUICK_SHAPES = [(1, 3, 224, 224), (32, 3, 224, 224)]
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-ROTATION_BYTES = 256 << 20  # inputs cycled per candidate: well past any CPU or GPU cache
+ROTATION_BYTES = 256 << 20  # inputs cycled over the calls: well past any CPU or GPU cache
 # glibc returns large freed blocks to the OS and maps fresh (zero-filled, faulting) pages for the
 # next: every candidate's output allocation would then time the kernel's page faults as much as
 # its memory traffic, and unevenly. Keeping freed memory for reuse times the traffic alone.
@@ -69,6 +71,11 @@ def parse_args(argv=None):
     parser.add_argument("--json", default=None, help="also write the results here")
     parser.add_argument(
         "--markdown", action="store_true", help="also print a condensed Markdown table (as in RESULTS.md)"
+    )
+    parser.add_argument(
+        "--warm",
+        action="store_true",
+        help="time every call on the same input, in cache where it fits, instead of rotating cold copies",
     )
     parser.add_argument(
         "--system-allocator",
@@ -179,12 +186,12 @@ def candidates_for(pass_name, ops: Ops, shape):
     return candidates
 
 
-def bench_case(device, dtype, shape, channels_last, seconds, ops: Ops):
+def bench_case(device, dtype, shape, channels_last, seconds, ops: Ops, warm=False):
     """Median seconds per call for every candidate of both passes, on one input shape."""
     clock = Clock(device)
     element_bytes = torch.empty((), dtype=dtype).element_size()
     tensor_bytes = math.prod(shape) * element_bytes
-    copies = max(2, min(512, math.ceil(ROTATION_BYTES / tensor_bytes)))
+    copies = 1 if warm else max(2, min(512, math.ceil(ROTATION_BYTES / tensor_bytes)))
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     xs = [torch.randn(shape, device=device).to(dtype).contiguous(memory_format=fmt) for _ in range(copies)]
     gs = [torch.randn(shape, device=device).to(dtype).contiguous(memory_format=fmt) for _ in range(copies)]
@@ -206,7 +213,10 @@ def bench_case(device, dtype, shape, channels_last, seconds, ops: Ops):
         for r in range(rounds):
             for k in range(len(names)):  # interleaved, a different candidate first each round
                 name = names[(r + k) % len(names)]
-                samples[name].append(clock.measure(fns[name], args[name][r % copies]))
+                # The next copy at every call: sharing one within a round would time every
+                # candidate but the first on an input that the one before had left in cache.
+                call = r * len(names) + k
+                samples[name].append(clock.measure(fns[name], args[name][call % copies]))
         for name in names:
             results[(pass_name, name)] = statistics.median(clock.seconds(samples[name]))
         del args
@@ -310,11 +320,12 @@ def main(argv=None):
     progress = tqdm(cases, desc="bench_npr", unit="case", file=sys.stderr)
     for device, dtype_name, shape in progress:
         progress.set_postfix_str(f"{device} {dtype_name} {'x'.join(map(str, shape))}")
-        timings, moved = bench_case(device, DTYPES[dtype_name], shape, args.channels_last, seconds, ops)
+        timings, moved = bench_case(device, DTYPES[dtype_name], shape, args.channels_last, seconds, ops, args.warm)
         rows += make_rows(device, dtype_name, shape, timings, moved)
 
     layout = "channels_last" if args.channels_last else "NCHW"
-    print(f"window {args.window[0]}x{args.window[1]}, anchor {args.anchor}; {layout}")
+    inputs = "one input, warm" if args.warm else "rotated inputs"
+    print(f"window {args.window[0]}x{args.window[1]}, anchor {args.anchor}; {layout}; {inputs}")
     print_table(rows)
     if args.markdown:
         print(markdown_table(rows))
@@ -326,6 +337,7 @@ def main(argv=None):
             layout="channels_last" if args.channels_last else "contiguous",
             window=list(args.window),
             anchor=list(args.anchor),
+            inputs="warm" if args.warm else "rotated",
             glibc_tunables=os.environ.get("GLIBC_TUNABLES", ""),
             devices={device: device_details(device) for device in devices},
             rows=rows,
