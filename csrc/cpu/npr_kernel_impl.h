@@ -3,12 +3,13 @@
 // Each copy lives in its own namespace, npr_cuda::cpu::<CPU_CAPABILITY>, following ATen's
 // at::vec convention, so the copies never clash; npr_cpu.cpp picks one at run time.
 //
-// Work is split by row pair: an even row h and the odd row h + 1 share the anchors of row h, so
-// one pass reads each element once and writes each output once. NCHW rows (one element per
-// pixel) take the pair path: 2 * Vectorized<float>::size() columns at a time, the anchors lined
-// up with their pairs in registers. Wider pixels (channels_last) and NCHW row tails take the
-// spread path: vectors at any column, each anchor selected from its own column or from one pixel
-// back (forward), each anchor's block read one pixel on (backward).
+// The default 2x2 window's work is split by row pair: an even row h and the odd row h + 1 share
+// the anchors of row h, so one pass reads each element once and writes each output once. NCHW
+// rows (one element per pixel) take the pair path: 2 * Vectorized<float>::size() columns at a
+// time, the anchors lined up with their pairs in registers. The forward of wider pixels
+// (channels_last) and of NCHW row tails takes the spread path: vectors at any column, each
+// anchor selected from its own column or from one pixel back. Every other window, and the 2x2
+// window's channels_last backward, is done by row groups (run_window_groups).
 
 #include <ATen/Dispatch.h>
 #include <ATen/Parallel.h>
@@ -149,33 +150,29 @@ void forward_pair_vectorized(const scalar_t* even, const scalar_t* odd, scalar_t
   }
 }
 
-// Backward over columns [0, end) of an NCHW row pair: each anchor (even column of the even row)
-// becomes g - round(block sum), the sum taken row-major; everything else passes through. The
-// odd row is copied in the same loop: two read and two write streams together measured faster
-// from DRAM than the even row first and then the odd row's copy, unlike the forward's
-// (bench/RESULTS.md, stream order).
+// Backward over columns [c, c + Chunk::kSize) of an NCHW row pair, c even: each anchor (even
+// column of the even row) becomes g - round(block sum), the sum taken row-major; everything else
+// passes through. The odd row is copied in the same loop: two read and two write streams
+// together measured faster from DRAM than the even row first and then the odd row's copy,
+// unlike the forward's (bench/RESULTS.md, stream order).
 template <typename scalar_t>
-void backward_pair_vectorized(const scalar_t* even, const scalar_t* odd, scalar_t* out_even, scalar_t* out_odd,
-                              int64_t end) {
+C10_ALWAYS_INLINE void backward_pair_chunk(const scalar_t* even, const scalar_t* odd, scalar_t* out_even,
+                                           scalar_t* out_odd, int64_t c) {
   if constexpr (std::is_same_v<scalar_t, c10::BFloat16> && BFloat16Pairs::kUsable) {
     using P = BFloat16Pairs;
-    for (int64_t c = 0; c < end; c += P::kSize) {
-      const auto top = P::load(even + c);
-      const auto g00 = P::even(top);
-      auto sum = g00 + P::odd(top);
-      if (odd != nullptr) {
-        const auto bottom = P::load(odd + c);
-        sum = sum + P::even(bottom);
-        sum = sum + P::odd(bottom);
-        P::store(out_odd + c, bottom);
-      }
-      const auto anchors = P::anchor_gradient(g00, sum);
-      P::store(out_even + c, P::low_half(P::round_high(anchors)) | (top & P::IVec(P::kHighHalf)));
+    const auto top = P::load(even + c);
+    const auto g00 = P::even(top);
+    auto sum = g00 + P::odd(top);
+    if (odd != nullptr) {
+      const auto bottom = P::load(odd + c);
+      sum = sum + P::even(bottom);
+      sum = sum + P::odd(bottom);
+      P::store(out_odd + c, bottom);
     }
-    return;
-  }
-  using C = Chunk<scalar_t>;
-  for (int64_t c = 0; c < end; c += C::kSize) {
+    const auto anchors = P::anchor_gradient(g00, sum);
+    P::store(out_even + c, P::low_half(P::round_high(anchors)) | (top & P::IVec(P::kHighHalf)));
+  } else {
+    using C = Chunk<scalar_t>;
     const C top = C::load(even + c);
     const auto [g00, g01] = at::vec::deinterleave2(top.lo, top.hi);
     auto sum = g00 + g01;
@@ -192,12 +189,12 @@ void backward_pair_vectorized(const scalar_t* even, const scalar_t* odd, scalar_
   }
 }
 
-// --------------------------------------------------------------------------------- spread path
+// ------------------------------------------------------------------------ spread path (forward)
 
 // Pixels `inner` elements wide, any alignment: one Vectorized<scalar_t> of elements at a time,
 // each anchor fetched from its own column or from `inner` columns back. `odd_pixels` is a row
-// mask with every bit set at the elements of odd pixels; selections by it are bitwise, so
-// gradients that pass through keep their exact bits (NaN payloads included).
+// mask with every bit set at the elements of odd pixels; selections by it are bitwise, so that
+// the anchors keep their exact bits (NaN payloads included).
 template <typename scalar_t>
 struct SpreadVectors {
   using V = Vectorized<scalar_t>;
@@ -246,61 +243,13 @@ struct SpreadVectors {
       return x - a;
     }
   }
-
-  // Columns [c, c + kSize) of a row pair, c + inner + kSize <= row length: the even row's
-  // gradients (each anchor's right neighbour is `inner` columns on) and the odd row's copy.
-  // `odd` is null for the last row of an odd H.
-  static void gradients(const scalar_t* even, const scalar_t* odd, int64_t c, int64_t inner, const scalar_t* odd_pixels,
-                        scalar_t* out_even, scalar_t* out_odd) {
-    if (odd != nullptr) {  // the odd row passes through, copied here as in the NCHW backward
-      std::memcpy(out_odd + c, odd + c, kSize * sizeof(scalar_t));
-    }
-    if constexpr (kPairs) {
-      using P = BFloat16Pairs;
-      const auto g00 = P::load(even + c);
-      const auto g01 = P::load(even + c + inner);
-      auto sum_even = P::even(g00) + P::even(g01);
-      auto sum_odd = P::odd(g00) + P::odd(g01);
-      if (odd != nullptr) {
-        const auto g10 = P::load(odd + c);
-        const auto g11 = P::load(odd + c + inner);
-        sum_even = (sum_even + P::even(g10)) + P::even(g11);
-        sum_odd = (sum_odd + P::odd(g10)) + P::odd(g11);
-      }
-      const auto anchors =
-          P::pack(P::anchor_gradient(P::even(g00), sum_even), P::anchor_gradient(P::odd(g00), sum_odd));
-      P::store(out_even + c, P::select(anchors, g00, P::load(odd_pixels + c)));
-    } else if constexpr (kIsReduced<scalar_t>) {
-      using C = Chunk<scalar_t>;
-      const C g00 = C::load(even + c);
-      const C g01 = C::load(even + c + inner);
-      auto sum_lo = g00.lo + g01.lo;
-      auto sum_hi = g00.hi + g01.hi;
-      if (odd != nullptr) {
-        const C g10 = C::load(odd + c);
-        const C g11 = C::load(odd + c + inner);
-        sum_lo = (sum_lo + g10.lo) + g11.lo;
-        sum_hi = (sum_hi + g10.hi) + g11.hi;
-      }
-      const V anchors =
-          at::vec::convert_from_float<scalar_t>(C::anchor_gradient(g00.lo, sum_lo), C::anchor_gradient(g00.hi, sum_hi));
-      V::blendv(anchors, V::loadu(even + c), V::loadu(odd_pixels + c)).store(out_even + c);
-    } else {
-      const V g00 = V::loadu(even + c);
-      auto sum = g00 + V::loadu(even + c + inner);
-      if (odd != nullptr) {
-        sum = (sum + V::loadu(odd + c)) + V::loadu(odd + c + inner);
-      }
-      V::blendv(g00 - sum, g00, V::loadu(odd_pixels + c)).store(out_even + c);
-    }
-  }
 };
 
 // Calls chunk(c) for chunks of kSize columns covering [begin, end), the last one moved back to
 // end at `end` (overlapping its neighbour: every output is a function of the input only, so the
 // overlap writes the same values twice), or element(c) for each column of a shorter range.
 template <int64_t kSize, typename ChunkFn, typename ElementFn>
-void cover(int64_t begin, int64_t end, const ChunkFn& chunk, const ElementFn& element) {
+C10_ALWAYS_INLINE void cover(int64_t begin, int64_t end, const ChunkFn& chunk, const ElementFn& element) {
   if (end - begin < kSize) {
     for (int64_t c = begin; c < end; ++c) {
       element(c);
@@ -328,23 +277,6 @@ std::vector<scalar_t> pixel_mask(int64_t length, int64_t first, int64_t period, 
   return mask;
 }
 
-// The even row's gradient at column c, scalar: an anchor gets g - round(block sum), the sum in
-// opmath precision, row-major; other columns pass through. A trailing partial block has no
-// right neighbours.
-template <typename scalar_t>
-scalar_t gradient_at(const scalar_t* even, const scalar_t* odd, int64_t c, int64_t inner, int64_t width) {
-  using compute_t = opmath_t<scalar_t>;
-  const int64_t w = c / inner;
-  if (w != anchor_index(w)) {
-    return even[c];
-  }
-  const auto load = [&](int64_t dh, int64_t dw) {
-    return static_cast<compute_t>((dh == 0 ? even : odd)[c + dw * inner]);
-  };
-  const compute_t sum = block_sum<compute_t>(load, w + 1 < width, odd != nullptr);
-  return static_cast<scalar_t>(anchor_gradient<scalar_t>(static_cast<compute_t>(even[c]), sum));
-}
-
 // Forward over columns [begin, length) of a row pair, one output row after the other.
 template <typename scalar_t>
 void forward_spread(const scalar_t* even, const scalar_t* odd, scalar_t* out_even, scalar_t* out_odd, int64_t begin,
@@ -359,28 +291,30 @@ void forward_spread(const scalar_t* even, const scalar_t* odd, scalar_t* out_eve
   }
 }
 
-// Backward over columns [begin, length) of a row pair: the even row computed, the odd row copied
-// (it passes through).
+// Backward of an NCHW row pair of `length` columns: chunks of the pair path over the whole
+// blocks, the last one moved back to end with them (cover), scalar where the row is shorter than
+// a chunk and at a last odd column (an anchor with no right neighbour).
 template <typename scalar_t>
-void backward_spread(const scalar_t* even, const scalar_t* odd, scalar_t* out_even, scalar_t* out_odd, int64_t begin,
-                     int64_t length, int64_t inner, const scalar_t* odd_pixels) {
-  using S = SpreadVectors<scalar_t>;
-  const int64_t width = length / inner;
-  // The last pixel's right neighbour would lie past the row: it is done on its own.
-  const int64_t last_pixel = std::max(begin, length - inner);
-  const auto element = [&](int64_t c) { out_even[c] = gradient_at(even, odd, c, inner, width); };
-  cover<S::kSize>(
-      begin, last_pixel, [&](int64_t c) { S::gradients(even, odd, c, inner, odd_pixels, out_even, out_odd); }, element);
-  if (width % 2 == 0) {  // the last pixel is an odd one: it passes through
-    std::memcpy(out_even + last_pixel, even + last_pixel, (length - last_pixel) * sizeof(scalar_t));
-  } else {
-    for (int64_t c = last_pixel; c < length; ++c) {
-      element(c);
+void backward_nchw_pair(const scalar_t* even, const scalar_t* odd, scalar_t* out_even, scalar_t* out_odd,
+                        int64_t length) {
+  using compute_t = opmath_t<scalar_t>;
+  const auto scalar = [&](int64_t c) {
+    out_even[c] = even[c];
+    if (c == anchor_index(c)) {
+      const auto load = [&](int64_t dh, int64_t dw) { return static_cast<compute_t>((dh == 0 ? even : odd)[c + dw]); };
+      const compute_t sum = block_sum<compute_t>(load, c + 1 < length, odd != nullptr);
+      out_even[c] = static_cast<scalar_t>(anchor_gradient<scalar_t>(static_cast<compute_t>(even[c]), sum));
     }
-  }
-  if (odd != nullptr) {  // what the chunks did not copy
-    const int64_t copied_end = last_pixel - begin >= S::kSize ? last_pixel : begin;
-    std::memcpy(out_odd + copied_end, odd + copied_end, (length - copied_end) * sizeof(scalar_t));
+    if (odd != nullptr) {
+      out_odd[c] = odd[c];
+    }
+  };
+  const int64_t blocks_end = length - length % 2;
+  cover<Chunk<scalar_t>::kSize>(
+      0, blocks_end,
+      [&](int64_t c) C10_ALWAYS_INLINE_ATTRIBUTE { backward_pair_chunk(even, odd, out_even, out_odd, c); }, scalar);
+  if (blocks_end < length) {
+    scalar(blocks_end);
   }
 }
 
@@ -453,17 +387,19 @@ template <Pass kPass, typename scalar_t>
 void run_row_pairs(const PlaneLayout& layout) {
   const int64_t length = layout.row_length();
   const int64_t inner = layout.inner;
+  TORCH_INTERNAL_ASSERT(kPass == Pass::kForward || inner == 1, "npr_backward: row pairs are for NCHW rows");
   const int64_t pairs_per_plane = row_pairs_per_plane(layout.height);
   const int64_t pairs = layout.planes * pairs_per_plane;
   const int64_t grain = std::max<int64_t>(1, kElementsPerTask / (2 * length));
-  // NCHW rows go through the pair path up to the last whole chunk, the rest the spread path.
+  // Forward: NCHW rows go through the pair path up to the last whole chunk, the rest the spread
+  // path.
   const int64_t spread_begin = inner == 1 ? length - length % Chunk<scalar_t>::kSize : 0;
   const scalar_t* in = layout.input.const_data_ptr<scalar_t>();
   scalar_t* out = layout.output.mutable_data_ptr<scalar_t>();
 
   // The odd-pixel mask of a row, for the spread path.
   const std::vector<scalar_t> odd_pixels =
-      pixel_mask<scalar_t>(spread_begin < length ? length : 0, inner, 2 * inner, inner);
+      pixel_mask<scalar_t>(kPass == Pass::kForward && spread_begin < length ? length : 0, inner, 2 * inner, inner);
 
   // Pairs of short rows prefetch the rows ahead of them, as the window kernels do: the hardware
   // prefetcher had not kept ahead of rows of 224 elements (bench/RESULTS.md, "2026-11-29,
@@ -490,10 +426,7 @@ void run_row_pairs(const PlaneLayout& layout) {
           forward_spread(even, odd, out_even, out_odd, spread_begin, length, inner, offset == 0, odd_pixels.data());
         }
       } else {
-        backward_pair_vectorized(even, odd, out_even, out_odd, spread_begin);
-        if (spread_begin < length) {
-          backward_spread(even, odd, out_even, out_odd, spread_begin, length, inner, odd_pixels.data());
-        }
+        backward_nchw_pair(even, odd, out_even, out_odd, length);
       }
     }
   });
@@ -501,7 +434,8 @@ void run_row_pairs(const PlaneLayout& layout) {
 
 // -------------------------------------------------------------------------- any other window
 
-// Windows of win.rows x win.cols pixels, by groups of win.rows rows (one task each). Forward: the
+// Windows of win.rows x win.cols pixels (any but 2x2 at (0, 0), and that one's channels_last
+// backward), by groups of win.rows rows (one task each). Forward: the
 // anchor row's values, spread over a row (each element takes its anchor's; an L1-resident
 // buffer), are subtracted from each row of the group with vectors, so that memory sees one read
 // and one write per element. Backward: every row copied (the gradient passes through; by
@@ -1134,7 +1068,9 @@ void run_kernel(Pass pass, const PlaneLayout& layout, const Window& window) {
     return;
   }
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, layout.input.scalar_type(), "npr_cpu", [&] {
-    if (window.is_default()) {
+    // The 2x2 window's channels_last backward measured faster by row groups than by row pairs
+    // (bench/RESULTS.md, "2026-11-29, evening").
+    if (window.is_default() && (pass == Pass::kForward || layout.inner == 1)) {
       if (pass == Pass::kForward) {
         run_row_pairs<Pass::kForward, scalar_t>(layout);
       } else {
