@@ -66,6 +66,11 @@ def parse_args(argv=None):
         help="leave out torch.compile of the official formula (compiles take time)",
     )
     parser.add_argument(
+        "--no-eager",
+        action="store_true",
+        help="leave out the eager formula (its slow calls limit the rounds: many more without it)",
+    )
+    parser.add_argument(
         "--seconds", type=float, default=None, help="time budget per candidate and case (default 0.4, quick 0.1)"
     )
     parser.add_argument("--json", default=None, help="also write the results here")
@@ -132,10 +137,10 @@ class Clock:
 
 class Ops:
     """What is timed, for one window and anchor: npr_cuda's two ops, the peer formula (the
-    official one for the default 2x2 window, else the author's padding formula) and its
-    torch.compile (None with --no-compiled)."""
+    official one for the default 2x2 window, else the author's padding formula, unless
+    --no-eager) and its torch.compile (None with --no-compiled)."""
 
-    def __init__(self, window, anchor, compiled: bool):
+    def __init__(self, window, anchor, compiled: bool, eager: bool = True):
         self.default = window == (2, 2) and anchor == (0, 0)
         self.npr = functools.partial(npr_cuda.npr, window=window, anchor=anchor)
         self.npr_backward = functools.partial(npr_cuda.npr_backward, window=window, anchor=anchor)
@@ -143,6 +148,7 @@ class Ops:
             official_npr if self.default else functools.partial(author_padding_npr, window=window, anchor=anchor)
         )
         self.compiled_peer = torch.compile(self.peer, dynamic=False) if compiled else None
+        self.eager = eager
 
     def peer_runs(self, shape) -> bool:
         """The official formula needs even H and W; the author's runs on any size."""
@@ -151,7 +157,7 @@ class Ops:
 
 def candidates_for(pass_name, ops: Ops, shape):
     """name -> (prepare(x, g) -> argument, fn(argument)) for one pass; no "compiled" without a
-    compiled peer, neither "eager" nor "compiled" where the peer cannot run (odd H or W)."""
+    compiled peer, no "eager" with --no-eager, neither where the peer cannot run (odd H or W)."""
 
     def grad_through(op):
         def prepare(x, g):
@@ -181,7 +187,7 @@ def candidates_for(pass_name, ops: Ops, shape):
         }
     if ops.compiled_peer is None or not ops.peer_runs(shape):
         del candidates["compiled"]
-    if not ops.peer_runs(shape):
+    if not ops.eager or not ops.peer_runs(shape):
         del candidates["eager"]
     return candidates
 
@@ -306,7 +312,7 @@ def main(argv=None):
     torch._dynamo.config.cache_size_limit = 256
     if hasattr(torch._dynamo.config, "recompile_limit"):
         torch._dynamo.config.recompile_limit = 256
-    ops = Ops(args.window, args.anchor, compiled=not args.no_compiled)
+    ops = Ops(args.window, args.anchor, compiled=not args.no_compiled, eager=not args.no_eager)
 
     cases = []
     for device in devices:
