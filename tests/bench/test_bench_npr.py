@@ -1,0 +1,70 @@
+"""bench_npr.py on tiny inputs: which input each timed call reads (the next copy every call, or
+one copy with --warm), and its report's rows."""
+
+import json
+import os
+import subprocess
+import sys
+
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.join(ROOT, "bench"))
+
+import bench_npr  # noqa: E402
+
+
+def inputs_read(monkeypatch, warm):
+    """The storage of the input (x or g) that each timed call of one case reads, in call order."""
+    read = []
+
+    def measure(self, fn, arg):
+        tensor = arg[2] if isinstance(arg, tuple) else arg  # autograd candidates: (out, leaf, g)
+        read.append(tensor.data_ptr())
+        fn(arg)
+        return 1e-3
+
+    monkeypatch.setattr(bench_npr.Clock, "measure", measure)
+    ops = bench_npr.Ops((3, 3), (1, 2), compiled=False)
+    timings, moved = bench_npr.bench_case("cpu", torch.float32, (1, 2, 6, 7), False, 0.02, ops, warm=warm)
+    assert moved == 2 * 2 * 6 * 7 * 4
+    assert {pass_name for pass_name, _ in timings} == {"forward", "backward"}
+    return read
+
+
+def test_every_call_reads_another_copy(monkeypatch):
+    read = inputs_read(monkeypatch, warm=False)
+    assert len(read) > 20
+    assert all(a != b for a, b in zip(read, read[1:]))
+
+
+def test_warm_reads_one_input(monkeypatch):
+    read = inputs_read(monkeypatch, warm=True)
+    assert len(set(read)) == 2  # x for the forward, g for the backward
+
+
+def test_report_rows(tmp_path):
+    report = tmp_path / "npr.json"
+    args = ["--devices", "cpu", "--dtypes", "bfloat16", "--shapes", "2x3x10x9", "--window", "4", "--anchor", "1,3"]
+    result = subprocess.run(
+        [sys.executable, "bench/bench_npr.py", *args, "--seconds", "0.01", "--no-compiled", "--no-eager"]
+        + ["--json", str(report)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    with open(report) as f:
+        record = json.load(f)
+    assert record["inputs"] == "rotated"
+    assert record["window"] == [4, 4] and record["anchor"] == [1, 3]
+    candidates = {(row["pass"], row["candidate"]) for row in record["rows"]}
+    assert candidates == {
+        ("forward", "clone"),
+        ("forward", "npr_cuda"),
+        ("backward", "clone"),
+        ("backward", "npr_cuda"),
+        ("backward", "npr_cuda+autograd"),
+    }
+    assert all(row["median_ms"] > 0 for row in record["rows"])
