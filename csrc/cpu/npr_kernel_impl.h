@@ -323,29 +323,40 @@ void backward_nchw_pair(const scalar_t* even, const scalar_t* odd, scalar_t* out
 // The input and output rows that a unit of work (a row pair, a row group) prefetches: its own
 // size's worth, kPrefetchAheadBytes or more ahead of it (bench/RESULTS.md, "2026-11-29, later").
 constexpr int64_t kPrefetchAheadBytes = 8 << 10;
+// The cache level prefetched into: L2 measured a few percent faster than L1 for the row groups
+// at 32x3x224x224 from DRAM, and no different at 8x3x1024x1024; for the row pairs, L1 (bench/
+// RESULTS.md, "2026-11-29, evening").
+enum class PrefetchInto { kL1, kL2 };
 struct PrefetchRange {
   const void* in = nullptr;
   void* out = nullptr;
   int64_t bytes = 0;
+  PrefetchInto into = PrefetchInto::kL1;
 };
 
-// A PrefetchRange fetched into L1 (its output for writing) a few cache lines at each of
-// `steps` calls of step(), so that the requests spread over the work they overlap: at once,
-// they stalled on the CPU's line fill buffers (perf: a quarter of the backward's time).
+// A PrefetchRange fetched (its output for writing) a few cache lines at each of `steps` calls of
+// step(), so that the requests spread over the work they overlap: at once, they stalled on the
+// CPU's line fill buffers (perf: a quarter of the backward's time).
 class PrefetchStream {
  public:
   PrefetchStream(const PrefetchRange& range, int64_t steps)
       : in_(static_cast<const char*>(range.in)),
         out_(static_cast<char*>(range.out)),
         left_(range.bytes),
-        bytes_per_step_(((range.bytes + 63) / 64 + steps - 1) / std::max<int64_t>(steps, 1) * 64) {}
+        bytes_per_step_(((range.bytes + 63) / 64 + steps - 1) / std::max<int64_t>(steps, 1) * 64),
+        into_(range.into) {}
 
   void step() {
     const int64_t bytes = std::min(bytes_per_step_, left_);
 #if defined(__GNUC__) || defined(__clang__)
     for (int64_t byte = 0; byte < bytes; byte += 64) {
-      __builtin_prefetch(in_ + byte, 0, 3);
-      __builtin_prefetch(out_ + byte, 1, 3);
+      if (into_ == PrefetchInto::kL2) {
+        __builtin_prefetch(in_ + byte, 0, 2);
+        __builtin_prefetch(out_ + byte, 1, 2);
+      } else {
+        __builtin_prefetch(in_ + byte, 0, 3);
+        __builtin_prefetch(out_ + byte, 1, 3);
+      }
     }
 #endif
     in_ += bytes;
@@ -358,21 +369,22 @@ class PrefetchStream {
   char* out_;
   int64_t left_;
   int64_t bytes_per_step_;
+  PrefetchInto into_;
 };
 
 // The rows prefetched by the work on elements [offset, offset + count) of a task that ends at
 // element task_end: as many, `distance` elements on (kPrefetchAheadBytes or more, in whole units
-// of `unit` elements: prefetch_distance), none past the task's end.
+// of `unit` elements: prefetch_distance), none past the task's end, into `into`.
 template <typename scalar_t>
 int64_t prefetch_distance(int64_t unit) {
   return (kPrefetchAheadBytes / static_cast<int64_t>(sizeof(scalar_t)) / unit + 1) * unit;
 }
 template <typename scalar_t>
 PrefetchRange rows_ahead(const scalar_t* in, scalar_t* out, int64_t offset, int64_t count, int64_t distance,
-                         int64_t task_end) {
+                         int64_t task_end, PrefetchInto into) {
   const int64_t begin = std::min(offset + distance, task_end);
-  return {in + begin, out + begin,
-          (std::min(begin + count, task_end) - begin) * static_cast<int64_t>(sizeof(scalar_t))};
+  return {in + begin, out + begin, (std::min(begin + count, task_end) - begin) * static_cast<int64_t>(sizeof(scalar_t)),
+          into};
 }
 
 // ------------------------------------------------------------------------------------ driver
@@ -413,7 +425,8 @@ void run_row_pairs(const PlaneLayout& layout) {
     for (int64_t pair = begin; pair < end; ++pair) {
       const auto [offset, has_odd] = row_pair(pair, pair / pairs_per_plane, pairs_per_plane, layout.height, length);
       if (prefetch) {
-        PrefetchStream(rows_ahead(in, out, offset, (has_odd ? 2 : 1) * length, distance, task_end), 1).step();
+        const int64_t count = (has_odd ? 2 : 1) * length;
+        PrefetchStream(rows_ahead(in, out, offset, count, distance, task_end, PrefetchInto::kL1), 1).step();
       }
       const scalar_t* even = in + offset;
       const scalar_t* odd = has_odd ? even + length : nullptr;
@@ -1044,7 +1057,8 @@ void run_window_groups(const PlaneLayout& layout, const Window& win) {
     for (int64_t group = begin; group < end; ++group) {
       const Rows rows = rows_of(group);
       const int64_t offset = rows.first * length;
-      const PrefetchRange fetched = rows_ahead(in, out, offset, (rows.end - rows.first) * length, distance, task_end);
+      const PrefetchRange fetched =
+          rows_ahead(in, out, offset, (rows.end - rows.first) * length, distance, task_end, PrefetchInto::kL2);
       if constexpr (kPass == Pass::kForward) {
         PrefetchStream stream(fetched, rows.end - rows.first);  // a step at each row
         spread_row(in + rows.anchor * length, anchor_column.data(), permuted, spread.data(), length);
