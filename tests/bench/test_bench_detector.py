@@ -2,27 +2,15 @@
 over the same images, and the official evaluation path and npr-eval's agree (the guarantee its
 speed-up comes with); bench_decode.py times both decoders, which give the same tensors."""
 
-import json
-import os
 import subprocess
 import sys
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from helpers.bench import ROOT, bench_report
 
 
 def test_end_to_end_mode_times_both_paths_and_they_agree(tmp_path):
-    report = tmp_path / "e2e.json"
     args = ["--end-to-end", "--device", "cpu", "--images", "12", "--size", "48", "--batch-size", "4", "--workers", "0"]
-    result = subprocess.run(
-        [sys.executable, "bench/bench_detector.py", *args, "--json", str(report)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    with open(report) as f:
-        record = json.load(f)
+    record = bench_report("bench_detector.py", args, tmp_path)
     jobs = {(row["job"], row["path"]): row for row in record["rows"]}
     assert set(jobs) == {("eval", "official"), ("eval", "npr-eval"), ("train", "official"), ("train", "npr-train")}
     assert all(row["images_per_s"] > 0 and row["seconds"] > 0 for row in jobs.values())

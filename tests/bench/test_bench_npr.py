@@ -1,14 +1,12 @@
 """bench_npr.py on tiny inputs: which input each timed call reads (the next copy every call, or
 one copy with --warm), and its report's rows."""
 
-import json
 import os
-import subprocess
 import sys
 
 import torch
+from helpers.bench import ROOT, bench_report
 
-ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.join(ROOT, "bench"))
 
 import bench_npr  # noqa: E402
@@ -44,19 +42,8 @@ def test_warm_reads_one_input(monkeypatch):
 
 
 def test_report_rows(tmp_path):
-    report = tmp_path / "npr.json"
     args = ["--devices", "cpu", "--dtypes", "bfloat16", "--shapes", "2x3x10x9", "--window", "4", "--anchor", "1,3"]
-    result = subprocess.run(
-        [sys.executable, "bench/bench_npr.py", *args, "--seconds", "0.01", "--no-compiled", "--no-eager"]
-        + ["--json", str(report)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
-    with open(report) as f:
-        record = json.load(f)
+    record = bench_report("bench_npr.py", [*args, "--seconds", "0.01", "--no-compiled", "--no-eager"], tmp_path)
     assert record["inputs"] == "rotated"
     assert record["window"] == [4, 4] and record["anchor"] == [1, 3]
     candidates = {(row["pass"], row["candidate"]) for row in record["rows"]}
