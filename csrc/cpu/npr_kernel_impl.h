@@ -152,7 +152,7 @@ void forward_pair_vectorized(const scalar_t* even, const scalar_t* odd, scalar_t
 
 // Backward over columns [c, c + Chunk::kSize) of an NCHW row pair, c even: each anchor (even
 // column of the even row) becomes g - round(block sum), the sum taken row-major; everything else
-// passes through. The odd row is copied in the same loop: two read and two write streams
+// passes through. The odd row is copied by the same chunk: two read and two write streams
 // together measured faster from DRAM than the even row first and then the odd row's copy,
 // unlike the forward's (bench/RESULTS.md, stream order).
 template <typename scalar_t>
@@ -293,7 +293,8 @@ void forward_spread(const scalar_t* even, const scalar_t* odd, scalar_t* out_eve
 
 // Backward of an NCHW row pair of `length` columns: chunks of the pair path over the whole
 // blocks, the last one moved back to end with them (cover), scalar where the row is shorter than
-// a chunk and at a last odd column (an anchor with no right neighbour).
+// a chunk and at a last odd column (an anchor with no right neighbour). The chunk is forced inline
+// (as is cover): out of line, it reloaded the row pointers at every chunk.
 template <typename scalar_t>
 void backward_nchw_pair(const scalar_t* even, const scalar_t* odd, scalar_t* out_even, scalar_t* out_odd,
                         int64_t length) {
