@@ -449,10 +449,10 @@ void run_row_pairs(const PlaneLayout& layout) {
 // -------------------------------------------------------------------------- any other window
 
 // Windows of win.rows x win.cols pixels (any but 2x2 at (0, 0), and that one's channels_last
-// backward), by groups of win.rows rows (one task each). Forward: the
-// anchor row's values, spread over a row (each element takes its anchor's; an L1-resident
-// buffer), are subtracted from each row of the group with vectors, so that memory sees one read
-// and one write per element. Backward: every row copied (the gradient passes through; by
+// backward), by groups of win.rows rows (one task each). Forward: the anchor row's values,
+// spread over a row (each element takes its anchor's; an L1-resident buffer), are subtracted
+// from each row of the group with vectors, so that memory sees one read and one write per
+// element. Backward: every row copied (the gradient passes through; by
 // memcpy, or for large groups by the loads that sum the windows), and each window's anchor
 // rewritten with g - round(window sum), the sum row-major (npr_rule.h), with vectors whose lane
 // k sums the window that starts at element k (anchor_chunk, backward_group), or for bfloat16's
