@@ -48,6 +48,27 @@ def test_both_passes_follow_the_rule_bitwise(device, dtype, window, anchor, size
 
 
 @pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("window,anchor", [(2, (0, 0)), (3, (1, 2)), (4, (3, 3)), (8, (7, 0))])
+@pytest.mark.parametrize("layout", ["contiguous", "channels_last"])
+def test_subnormals_follow_the_rule_bitwise(device, dtype, window, anchor, layout, gen):
+    """Multiples of a quarter of the smallest normal, up to two of it: the differences and window
+    sums are subnormal in places, and a kernel that flushed them to zero (as AVX512-BF16's
+    rounding instruction does) would give other bits than the rule's."""
+    x = make_input((2, 3, 10, 70), dtype, device, layout, gen)
+    tiny = torch.finfo(dtype).tiny
+    quarters = torch.randint(-8, 9, x.shape, generator=gen, dtype=torch.float64)
+    x.copy_(quarters * tiny / 4)  # exact in every dtype; x keeps its layout
+    expected = npr_reference(x, window, anchor)
+    assert ((expected.abs() < tiny) & (expected != 0)).any()
+    assert_bitwise_equal(on_poisoned_memory(lambda t: npr(t, window, anchor), x), expected)
+    gradient = on_poisoned_memory(lambda t: npr_backward(t, window, anchor), x)
+    expected_gradient = window_gradient_loop(x.contiguous(), window, anchor)
+    assert ((expected_gradient.abs() < tiny) & (expected_gradient != 0)).any()
+    assert_bitwise_equal(gradient, expected_gradient)
+
+
+@pytest.mark.parametrize("device", DEVICES)
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float32])
 @pytest.mark.parametrize("channels", [2, 3, 5, 8, 11, 16])
 @pytest.mark.parametrize("window,anchor", [(4, (1, 3)), (6, (2, 5)), (8, (5, 6)), ((3, 8), (2, 7))])
