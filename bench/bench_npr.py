@@ -11,11 +11,11 @@ forward and the backward of:
     compiled   torch.compile of the same formula, its backward through autograd
 
 Candidates are interleaved round by round; every call reads the next of enough copies of the
-inputs that none is still in the last-level cache when its turn comes again (`--warm`: one
-input, read by every call, so that it stays in cache where it fits); CUDA is timed with events;
-the table gives medians, effective bandwidth (one read and one write of the tensor), the ratio
-to clone and the speedups of npr_cuda over eager and compiled. `--json` writes the same with the
-machine's details.
+inputs that none is still in cache when its turn comes again (256 MiB of them, or on CPU twice
+the last-level cache where that is larger; `--warm`: one input, read by every call, so that it
+stays in cache where it fits); CUDA is timed with events; the table gives medians, effective
+bandwidth (one read and one write of the tensor), the ratio to clone and the speedups of
+npr_cuda over eager and compiled. `--json` writes the same with the machine's details.
 
     python bench/bench_npr.py --quick            # about a minute on a 2-core CPU
     python bench/bench_npr.py --json bench/out/cpu.json
@@ -24,6 +24,7 @@ machine's details.
 
 import argparse
 import functools
+import glob
 import math
 import os
 import platform
@@ -42,7 +43,9 @@ from npr_cuda.reference import author_padding_npr, official_npr
 SHAPES = [(1, 3, 224, 224), (32, 3, 224, 224), (128, 3, 256, 256), (8, 3, 1024, 1024)]
 QUICK_SHAPES = [(1, 3, 224, 224), (32, 3, 224, 224)]
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-ROTATION_BYTES = 256 << 20  # inputs cycled over the calls: well past any CPU or GPU cache
+# Inputs cycled over the calls: at least this much, past any GPU's L2 and most CPUs' last-level
+# cache; on CPU at least twice that cache (rotation_bytes).
+MIN_ROTATION_BYTES = 256 << 20
 # glibc returns large freed blocks to the OS and maps fresh (zero-filled, faulting) pages for the
 # next: every candidate's output allocation would then time the kernel's page faults as much as
 # its memory traffic, and unevenly. Keeping freed memory for reuse times the traffic alone.
@@ -105,6 +108,32 @@ def device_details(device):
     except (OSError, StopIteration):
         pass
     return {"name": name, "threads": torch.get_num_threads()}
+
+
+def cache_size_bytes(text) -> int:
+    """A cache size as Linux's sysfs writes it ("48K", "2048K", "32M")."""
+    units = {"K": 1 << 10, "M": 1 << 20, "G": 1 << 30}
+    text = text.strip()
+    return int(text[:-1]) * units[text[-1]] if text[-1] in units else int(text)
+
+
+def last_level_cache_bytes() -> int:
+    """The largest of the first CPU's caches, from sysfs (0 where there is none to read)."""
+    sizes = []
+    for path in glob.glob("/sys/devices/system/cpu/cpu0/cache/index*/size"):
+        try:
+            with open(path) as f:
+                sizes.append(cache_size_bytes(f.read()))
+        except (OSError, ValueError):
+            continue
+    return max(sizes, default=0)
+
+
+def rotation_bytes(device) -> int:
+    """How many bytes of input copies the calls cycle over. On CPU, twice the last-level cache
+    where that is past MIN_ROTATION_BYTES: a copy is read again only after the others have
+    pushed it out (some hosts have 480 MiB of L3)."""
+    return max(MIN_ROTATION_BYTES, 2 * last_level_cache_bytes()) if device == "cpu" else MIN_ROTATION_BYTES
 
 
 class Clock:
@@ -197,7 +226,7 @@ def bench_case(device, dtype, shape, channels_last, seconds, ops: Ops, warm=Fals
     clock = Clock(device)
     element_bytes = torch.empty((), dtype=dtype).element_size()
     tensor_bytes = math.prod(shape) * element_bytes
-    copies = 1 if warm else max(2, min(512, math.ceil(ROTATION_BYTES / tensor_bytes)))
+    copies = 1 if warm else max(2, min(512, math.ceil(rotation_bytes(device) / tensor_bytes)))
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     xs = [torch.randn(shape, device=device).to(dtype).contiguous(memory_format=fmt) for _ in range(copies)]
     gs = [torch.randn(shape, device=device).to(dtype).contiguous(memory_format=fmt) for _ in range(copies)]
@@ -344,6 +373,7 @@ def main(argv=None):
             window=list(args.window),
             anchor=list(args.anchor),
             inputs="warm" if args.warm else "rotated",
+            rotation_mib={device: rotation_bytes(device) >> 20 for device in devices},
             glibc_tunables=os.environ.get("GLIBC_TUNABLES", ""),
             devices={device: device_details(device) for device in devices},
             rows=rows,

@@ -41,10 +41,25 @@ def test_warm_reads_one_input(monkeypatch):
     assert len(set(read)) == 2  # x for the forward, g for the backward
 
 
+def test_cache_sizes_as_sysfs_writes_them():
+    assert bench_npr.cache_size_bytes("48K\n") == 48 << 10
+    assert bench_npr.cache_size_bytes("491520K") == 480 << 20
+    assert bench_npr.cache_size_bytes("32M") == 32 << 20
+
+
+def test_cpu_inputs_rotate_past_twice_the_last_level_cache(monkeypatch):
+    monkeypatch.setattr(bench_npr, "last_level_cache_bytes", lambda: 480 << 20)
+    assert bench_npr.rotation_bytes("cpu") == 960 << 20
+    assert bench_npr.rotation_bytes("cuda") == bench_npr.MIN_ROTATION_BYTES
+    monkeypatch.setattr(bench_npr, "last_level_cache_bytes", lambda: 0)  # sysfs says nothing
+    assert bench_npr.rotation_bytes("cpu") == bench_npr.MIN_ROTATION_BYTES
+
+
 def test_report_rows(tmp_path):
     args = ["--devices", "cpu", "--dtypes", "bfloat16", "--shapes", "2x3x10x9", "--window", "4", "--anchor", "1,3"]
     record = bench_report("bench_npr.py", [*args, "--seconds", "0.01", "--no-compiled", "--no-eager"], tmp_path)
     assert record["inputs"] == "rotated"
+    assert record["rotation_mib"]["cpu"] >= bench_npr.MIN_ROTATION_BYTES >> 20
     assert record["window"] == [4, 4] and record["anchor"] == [1, 3]
     candidates = {(row["pass"], row["candidate"]) for row in record["rows"]}
     assert candidates == {
