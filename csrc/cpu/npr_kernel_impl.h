@@ -982,7 +982,8 @@ void backward_group(const scalar_t* group_in, scalar_t* group_out, float* wide, 
                                 starts, stream);
     }
   } else {
-    PrefetchStream(ahead, 1).step();
+    PrefetchStream stream(ahead, 1);  // at once: the rows are shorter than a chunk
+    stream.step();
     for (int64_t k = begin; k < span; ++k) {
       if (k % window_stride < inner) {
         const auto load = [&](int64_t dh, int64_t dw) {
