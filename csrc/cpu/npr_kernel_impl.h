@@ -113,40 +113,28 @@ struct BFloat16Pairs {
   static constexpr int32_t kHighHalf = static_cast<int32_t>(0xFFFF0000u);
 };
 
-// Columns [0, end) of an NCHW row pair, end a multiple of Chunk::kSize. Anchors sit at even
-// columns: bfloat16 pairs them up as above; other types split even and odd columns with
-// deinterleave and spread each anchor over its pair with interleave(even, even).
+// Columns [0, end) of `row` (a row pair's even row or its odd one), NCHW, end a multiple of
+// Chunk::kSize; the anchors are at the even columns of `even`. bfloat16 pairs them up as above;
+// other types split even and odd columns with deinterleave and spread each anchor over its pair
+// with interleave(even, even).
 template <typename scalar_t>
-void forward_pair_vectorized(const scalar_t* even, const scalar_t* odd, scalar_t* out_even, scalar_t* out_odd,
-                             int64_t end) {
-  // One row after the other, each a single sequential stream; the second reads the even row's
-  // anchors again from L1. (Both rows per chunk measured slower: bench/RESULTS.md, stream order.)
+void forward_pair_vectorized(const scalar_t* row, const scalar_t* even, scalar_t* out, int64_t end) {
   if constexpr (std::is_same_v<scalar_t, c10::BFloat16> && BFloat16Pairs::kUsable) {
     using P = BFloat16Pairs;
-    for (const auto& [row, out] : {std::pair{even, out_even}, std::pair{odd, out_odd}}) {
-      if (row == nullptr) {
-        continue;
-      }
-      for (int64_t c = 0; c < end; c += P::kSize) {
-        const auto anchors = P::even(P::load(even + c));
-        const auto lanes = P::load(row + c);
-        P::store(out + c, P::pack(P::even(lanes) - anchors, P::odd(lanes) - anchors));
-      }
+    for (int64_t c = 0; c < end; c += P::kSize) {
+      const auto anchors = P::even(P::load(even + c));
+      const auto lanes = P::load(row + c);
+      P::store(out + c, P::pack(P::even(lanes) - anchors, P::odd(lanes) - anchors));
     }
     return;
   }
   using C = Chunk<scalar_t>;
-  for (const auto& [row, out] : {std::pair{even, out_even}, std::pair{odd, out_odd}}) {
-    if (row == nullptr) {
-      continue;
-    }
-    for (int64_t c = 0; c < end; c += C::kSize) {
-      const C top = C::load(even + c);
-      const auto anchors = at::vec::deinterleave2(top.lo, top.hi).first;
-      const auto [spread_lo, spread_hi] = at::vec::interleave2(anchors, anchors);
-      const C x = row == even ? top : C::load(row + c);
-      C{x.lo - spread_lo, x.hi - spread_hi}.store(out + c);
-    }
+  for (int64_t c = 0; c < end; c += C::kSize) {
+    const C top = C::load(even + c);
+    const auto anchors = at::vec::deinterleave2(top.lo, top.hi).first;
+    const auto [spread_lo, spread_hi] = at::vec::interleave2(anchors, anchors);
+    const C x = row == even ? top : C::load(row + c);
+    C{x.lo - spread_lo, x.hi - spread_hi}.store(out + c);
   }
 }
 
@@ -277,18 +265,15 @@ std::vector<scalar_t> pixel_mask(int64_t length, int64_t first, int64_t period, 
   return mask;
 }
 
-// Forward over columns [begin, length) of a row pair, one output row after the other.
+// Forward over columns [begin, length) of `row` (a row pair's even row or its odd one), the
+// anchors in `even`.
 template <typename scalar_t>
-void forward_spread(const scalar_t* even, const scalar_t* odd, scalar_t* out_even, scalar_t* out_odd, int64_t begin,
-                    int64_t length, int64_t inner, bool first_row, const scalar_t* odd_pixels) {
+void forward_spread(const scalar_t* row, const scalar_t* even, scalar_t* out, int64_t begin, int64_t length,
+                    int64_t inner, bool first_row, const scalar_t* odd_pixels) {
   using S = SpreadVectors<scalar_t>;
-  for (const auto& [row, out] : {std::pair{even, out_even}, std::pair{odd, out_odd}}) {
-    if (row != nullptr) {
-      cover<S::kSize>(
-          begin, length, [&](int64_t c) { S::residuals(row, even, c, inner, first_row, odd_pixels, out); },
-          [&](int64_t c) { out[c] = residual(row[c], even[c - anchor_column_offset(c / inner, inner)]); });
-    }
-  }
+  cover<S::kSize>(
+      begin, length, [&](int64_t c) { S::residuals(row, even, c, inner, first_row, odd_pixels, out); },
+      [&](int64_t c) { out[c] = residual(row[c], even[c - anchor_column_offset(c / inner, inner)]); });
 }
 
 // Backward of an NCHW row pair of `length` columns: chunks of the pair path over the whole
@@ -324,9 +309,9 @@ void backward_nchw_pair(const scalar_t* even, const scalar_t* odd, scalar_t* out
 // The input and output rows that a unit of work (a row pair, a row group) prefetches: its own
 // size's worth, kPrefetchAheadBytes or more ahead of it (bench/RESULTS.md, "2026-11-29, later").
 constexpr int64_t kPrefetchAheadBytes = 8 << 10;
-// The cache level prefetched into: L2 measured a few percent faster than L1 for the row groups
-// at 32x3x224x224 from DRAM, and no different at 8x3x1024x1024; for the row pairs, L1 (bench/
-// RESULTS.md, "2026-11-29, evening").
+// The cache level prefetched into. From DRAM at 32x3x224x224, L2 measured faster than L1 for the
+// row groups and for the row pairs' forward (stepped row by row); the row pairs' backward, no
+// different, keeps L1 (bench/RESULTS.md, "2026-11-29, evening" and "night").
 enum class PrefetchInto { kL1, kL2 };
 struct PrefetchRange {
   const void* in = nullptr;
@@ -416,7 +401,7 @@ void run_row_pairs(const PlaneLayout& layout) {
 
   // Pairs of short rows prefetch the rows ahead of them, as the window kernels do: the hardware
   // prefetcher had not kept ahead of rows of 224 elements (bench/RESULTS.md, "2026-11-29,
-  // later"). Longer ones are left to it: a pair prefetches at once, before its work.
+  // later"). Longer ones are left to it.
   const bool prefetch = 2 * length * static_cast<int64_t>(sizeof(scalar_t)) <= kPrefetchedPairBytes;
   const int64_t distance = prefetch_distance<scalar_t>(2 * length);
 
@@ -425,21 +410,33 @@ void run_row_pairs(const PlaneLayout& layout) {
     const int64_t task_end = last.even_row + (last.has_odd_row ? 2 : 1) * length;
     for (int64_t pair = begin; pair < end; ++pair) {
       const auto [offset, has_odd] = row_pair(pair, pair / pairs_per_plane, pairs_per_plane, layout.height, length);
-      if (prefetch) {
-        const int64_t count = (has_odd ? 2 : 1) * length;
-        PrefetchStream(rows_ahead(in, out, offset, count, distance, task_end, PrefetchInto::kL1), 1).step();
-      }
+      const int64_t rows = has_odd ? 2 : 1;
+      const PrefetchRange fetched = rows_ahead(in, out, offset, prefetch ? rows * length : 0, distance, task_end,
+                                               kPass == Pass::kForward ? PrefetchInto::kL2 : PrefetchInto::kL1);
       const scalar_t* even = in + offset;
       const scalar_t* odd = has_odd ? even + length : nullptr;
       scalar_t* out_even = out + offset;
       scalar_t* out_odd = has_odd ? out_even + length : nullptr;
 
       if constexpr (kPass == Pass::kForward) {
-        forward_pair_vectorized(even, odd, out_even, out_odd, spread_begin);
-        if (spread_begin < length) {
-          forward_spread(even, odd, out_even, out_odd, spread_begin, length, inner, offset == 0, odd_pixels.data());
+        // One row after the other, each a single sequential stream (the odd row reads the even
+        // row's anchors again from L1; both rows per chunk measured slower: bench/RESULTS.md,
+        // stream order), with a prefetch step into L2 before each: at once before the pair, or
+        // into L1, the bfloat16 forward measured slower (bench/RESULTS.md, "2026-11-29, night").
+        PrefetchStream stream(fetched, rows);
+        for (const auto& [row, out_row] : {std::pair{even, out_even}, std::pair{odd, out_odd}}) {
+          if (row == nullptr) {
+            continue;
+          }
+          stream.step();
+          forward_pair_vectorized(row, even, out_row, spread_begin);
+          if (spread_begin < length) {
+            forward_spread(row, even, out_row, spread_begin, length, inner, offset == 0, odd_pixels.data());
+          }
         }
       } else {
+        PrefetchStream stream(fetched, 1);  // at once: both rows go together, chunk by chunk
+        stream.step();
         backward_nchw_pair(even, odd, out_even, out_odd, length);
       }
     }
