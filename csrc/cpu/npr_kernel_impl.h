@@ -322,7 +322,9 @@ struct PrefetchRange {
 
 // A PrefetchRange fetched (its output for writing) a few cache lines at each of `steps` calls of
 // step(), so that the requests spread over the work they overlap: at once, they stalled on the
-// CPU's line fill buffers (perf: a quarter of the backward's time).
+// CPU's line fill buffers (perf: a quarter of the backward's time). step() is for named streams
+// only: on a temporary, PrefetchStream(range, 1).step(), GCC 12 emitted no prefetch at all
+// (bench/RESULTS.md, "2026-11-29, night").
 class PrefetchStream {
  public:
   PrefetchStream(const PrefetchRange& range, int64_t steps)
@@ -332,7 +334,7 @@ class PrefetchStream {
         bytes_per_step_(((range.bytes + 63) / 64 + steps - 1) / std::max<int64_t>(steps, 1) * 64),
         into_(range.into) {}
 
-  void step() {
+  void step() & {
     const int64_t bytes = std::min(bytes_per_step_, left_);
 #if defined(__GNUC__) || defined(__clang__)
     for (int64_t byte = 0; byte < bytes; byte += 64) {
