@@ -1,108 +1,69 @@
-"""Builds npr_cuda's extension npr_cuda._C: the CPU kernels always, the CUDA kernels whenever
-nvcc and a CUDA build of torch are present, GPU or not.
+"""Builds npr_cuda's extension npr_cuda._C through CMake (CMakeLists.txt, the one build
+description of sources, instruction-set flags and CUDA architectures): the CPU kernels always,
+the CUDA kernels whenever a CUDA build of torch and a CUDA toolkit of its version are present,
+GPU or not.
 
     pip install --no-build-isolation -e .
 
 Environment:
     NPR_BUILD_CUDA        auto (default): CUDA kernels if possible; 1: require them; 0: skip them
     CUDA_HOME             the CUDA toolkit; default: the real prefix of the nvcc on PATH
-    TORCH_CUDA_ARCH_LIST  GPU architectures; default: the visible GPUs', or DEFAULT_ARCH_LIST
-                          when no GPU is visible (a compile-only machine)
+    TORCH_CUDA_ARCH_LIST  GPU architectures; default: the visible GPUs', or CMakeLists.txt's
+                          NPR_DEFAULT_CUDA_ARCH_LIST when no GPU is visible (a compile-only machine)
     MAX_JOBS              parallel compile jobs
 """
 
-import glob
 import os
-import re
 import shutil
 import subprocess
 import sys
 
-from setuptools import setup
+from setuptools import Extension, setup
+from setuptools.command.build_ext import build_ext
 
-# A100 and H100/H200 code, plus PTX for newer GPUs. CMakeLists.txt reads this line too.
-DEFAULT_ARCH_LIST = "8.0;9.0+PTX"
-
-
-def find_cuda_home():
-    """The CUDA toolkit prefix: CUDA_HOME/CUDA_PATH if set, else where the nvcc on PATH lives.
-
-    `nvcc --dryrun` prints the toolkit's TOP, which is right even when the `nvcc` on PATH is a
-    wrapper script in another directory (torch would guess that directory's parent).
-    """
-    for var in ("CUDA_HOME", "CUDA_PATH"):
-        if os.environ.get(var):
-            return os.environ[var]
-    nvcc = shutil.which("nvcc")
-    if nvcc is None:
-        return "/usr/local/cuda" if os.path.exists("/usr/local/cuda/bin/nvcc") else None
-    dryrun = subprocess.run([nvcc, "--dryrun", "-c", "probe.cu"], capture_output=True, text=True)
-    top = re.search(r"^#\$ TOP=(.+)$", dryrun.stderr, re.MULTILINE)
-    if top:
-        return os.path.realpath(top.group(1).strip())
-    return os.path.dirname(os.path.dirname(os.path.realpath(nvcc)))
+ROOT = os.path.dirname(os.path.abspath(__file__))
+CUDA_MODES = {"auto": "AUTO", "1": "ON", "0": "OFF"}
 
 
-mode = os.environ.get("NPR_BUILD_CUDA", "auto").strip().lower()
-if mode not in ("auto", "0", "1"):
-    raise SystemExit(f"NPR_BUILD_CUDA must be auto, 0 or 1, got {mode!r}")
-cuda_home = find_cuda_home() if mode != "0" else None
-if cuda_home:
-    os.environ["CUDA_HOME"] = cuda_home  # read by torch.utils.cpp_extension at import
+def visible_gpu_arch_list():
+    """The visible GPUs' architectures as TORCH_CUDA_ARCH_LIST spells them, or None."""
+    import torch
 
-import torch  # noqa: E402
-from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension  # noqa: E402
-
-with_cuda = mode != "0" and cuda_home is not None and torch.version.cuda is not None
-if mode == "1" and not with_cuda:
-    raise SystemExit(
-        "NPR_BUILD_CUDA=1 but the CUDA kernels cannot be built: "
-        f"nvcc toolkit: {cuda_home or 'not found'}, torch.version.cuda: {torch.version.cuda}"
-    )
-if with_cuda and not os.environ.get("TORCH_CUDA_ARCH_LIST") and not torch.cuda.is_available():
-    os.environ["TORCH_CUDA_ARCH_LIST"] = DEFAULT_ARCH_LIST
-
-sources = [*sorted(glob.glob("csrc/*.cpp")), *sorted(glob.glob("csrc/cpu/*.cpp"))]  # python_module.cpp among them
-define_macros = [("NPR_BUILD_CUDA", "1" if with_cuda else "0")]
-# -Wno-psabi: GCC notes that passing wide vectors changed ABI in old GCCs, for every at::vec
-# AVX2/AVX-512 function (npr_kernel_avx2.cpp, npr_kernel_avx512.cpp); nothing of ours crosses an
-# ABI boundary with them.
-extra_compile_args = {"cxx": ["-O3", "-Wno-psabi"]}
-extra_link_args = []
-if "OpenMP" in torch.__config__.parallel_info() and sys.platform != "win32":
-    # at::parallel_for is inline: without -fopenmp here it silently runs on one thread.
-    extra_compile_args["cxx"].append("-fopenmp")
-    extra_link_args.append("-fopenmp")
-if with_cuda:
-    sources += sorted(glob.glob("csrc/cuda/*.cu"))
-    arch_list = os.environ.get("TORCH_CUDA_ARCH_LIST", "visible GPUs")
-    define_macros += [("NPR_CUDA_ARCH_LIST", f'"{arch_list}"')]
-    # No --use_fast_math: it flushes denormals, and the op must match ATen bit for bit.
-    extra_compile_args["nvcc"] = ["-O3", "-lineinfo"]
-    extension = CUDAExtension
-else:
-    extension = CppExtension
+    if torch.version.cuda is None or not torch.cuda.is_available():
+        return None
+    capabilities = {torch.cuda.get_device_capability(i) for i in range(torch.cuda.device_count())}
+    return ";".join(f"{major}.{minor}" for major, minor in sorted(capabilities))
 
 
-class BuildWithPersistentObjects(BuildExtension):
-    """Keeps object files in build/ so that a repeated `pip install -e .` (an editable install
-    builds in a fresh temporary directory) recompiles only what changed, through ninja."""
+class CMakeBuild(build_ext):
+    """Configures and builds CMakeLists.txt's `_C` target into the folder setuptools expects. The
+    build folder, build/cmake-python, persists, so that a repeated install recompiles only what
+    changed."""
 
-    def finalize_options(self):
-        super().finalize_options()
-        self.build_temp = os.path.join(os.path.dirname(os.path.abspath(__file__)), "build", "temp")
+    def build_extension(self, ext):
+        mode = os.environ.get("NPR_BUILD_CUDA", "auto").strip().lower()
+        if mode not in CUDA_MODES:
+            raise SystemExit(f"NPR_BUILD_CUDA must be auto, 0 or 1, got {mode!r}")
+        if shutil.which("cmake") is None:
+            raise SystemExit("npr_cuda: building needs cmake >= 3.18 on PATH (pip install cmake)")
+        build_dir = os.path.join(ROOT, "build", "cmake-python")
+        ext_dir = os.path.dirname(os.path.abspath(self.get_ext_fullpath(ext.name)))
+        configure = [
+            "cmake", "-S", ROOT, "-B", build_dir,
+            "-DCMAKE_BUILD_TYPE=Release",
+            f"-DPython3_EXECUTABLE={sys.executable}",
+            "-DNPR_BUILD_PYTHON_MODULE=ON",
+            "-DNPR_BUILD_TESTS=OFF",
+            f"-DNPR_BUILD_CUDA={CUDA_MODES[mode]}",
+            f"-DCMAKE_LIBRARY_OUTPUT_DIRECTORY={ext_dir}",
+        ]  # fmt: skip
+        if shutil.which("ninja"):
+            configure += ["-G", "Ninja"] if not os.path.exists(os.path.join(build_dir, "CMakeCache.txt")) else []
+        arch_list = os.environ.get("TORCH_CUDA_ARCH_LIST") or (visible_gpu_arch_list() if mode != "0" else None)
+        configure.append(f"-DTORCH_CUDA_ARCH_LIST={arch_list or ''}")
+        subprocess.run(configure, check=True)
+        jobs = os.environ.get("MAX_JOBS") or str(os.cpu_count() or 1)
+        subprocess.run(["cmake", "--build", build_dir, "--target", "_C", "-j", jobs], check=True)
 
 
-print(f"npr_cuda: building {'CPU and CUDA' if with_cuda else 'CPU-only'} kernels")
-setup(
-    ext_modules=[
-        extension(
-            "npr_cuda._C",
-            sources,
-            define_macros=define_macros,
-            extra_compile_args=extra_compile_args,
-            extra_link_args=extra_link_args,
-        )
-    ],
-    cmdclass={"build_ext": BuildWithPersistentObjects},
-)
+setup(ext_modules=[Extension("npr_cuda._C", sources=[])], cmdclass={"build_ext": CMakeBuild})

@@ -1,6 +1,6 @@
 // The npr_cuda operator library: schemas, and the checks and layout shared by every backend.
-// Kernels: cpu/npr_kernel.cpp and cuda/npr_kernel.cu. Autograd and fake (meta) kernels are
-// registered from Python, in npr_cuda/ops.py.
+// Kernels: cpu/npr_cpu.cpp and cuda/npr_cuda.cu; autograd: npr_autograd.cpp; fake (meta) kernels:
+// npr_cuda/ops.py.
 
 #include "npr.h"
 

@@ -6,8 +6,8 @@
 
 #include "npr_rule.h"
 
-// NPR_BUILD_CUDA: 1 in a build with the CUDA kernels (set by setup.py and CMakeLists.txt, which
-// take the same name as their switch), else 0.
+// NPR_BUILD_CUDA: 1 in a build with the CUDA kernels (set by CMakeLists.txt, whose switch has the
+// same name), else 0.
 #ifndef NPR_BUILD_CUDA
 #define NPR_BUILD_CUDA 0
 #endif
@@ -43,5 +43,17 @@ Window check_window(at::IntArrayRef window, at::IntArrayRef anchor, const char* 
 // Checks `x` for op `op_name` (check_input) and allocates the output. A tensor that is
 // neither NCHW-contiguous nor channels_last is made contiguous first.
 PlaneLayout prepare_planes(const at::Tensor& x, const char* op_name);
+
+// Every backend's op: the window and input checked, the layout prepared, run(layout, window)
+// called where there is anything to compute, and the output returned.
+template <typename Run>
+at::Tensor run_pass(Pass pass, const at::Tensor& x, at::IntArrayRef window, at::IntArrayRef anchor, const Run& run) {
+  const Window checked = check_window(window, anchor, op_name(pass));
+  const PlaneLayout layout = prepare_planes(x, op_name(pass));
+  if (layout.output.numel() > 0) {
+    run(layout, checked);
+  }
+  return layout.output;
+}
 
 }  // namespace npr_cuda

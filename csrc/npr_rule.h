@@ -10,7 +10,8 @@
 //
 // Generalised (the paper's ablation): a window of lh x lw pixels and an anchor (r, c) in it,
 //
-//   npr(x)[..., h, w] = x[..., A(h, H, lh, r), A(w, W, lw, c)],  A(i, n, l, o) = min(l * (i / l) + o, n - 1)
+//   npr(x)[..., h, w] = x[..., h, w] - x[..., A(h, H, lh, r), A(w, W, lw, c)],
+//   A(i, n, l, o) = min(l * (i / l) + o, n - 1)
 //
 // a partial window at the bottom or right edge taking its anchor clamped to the last row or
 // column. The default, a 2x2 window anchored at (0, 0), is the rule above and has kernels of
@@ -26,9 +27,16 @@ namespace npr_cuda {
 // The top-left index of the 2-wide block that holds index i.
 C10_HOST_DEVICE constexpr int64_t anchor_index(int64_t i) { return i & ~int64_t{1}; }
 
+// min(first + o, n - 1): the anchor index of the window whose first index is `first`, along a
+// side of n, for the anchor offset o (in any index type: the CUDA kernels use 32-bit ones).
+template <typename Index>
+C10_HOST_DEVICE constexpr Index clamped_anchor(Index first, Index o, Index n) {
+  return first + o < n - 1 ? first + o : n - 1;
+}
+
 // The anchor index A(i, n, l, o) of index i along a side of n, for windows of l and offset o.
 C10_HOST_DEVICE constexpr int64_t window_anchor(int64_t i, int64_t n, int64_t l, int64_t o) {
-  return l * (i / l) + o < n - 1 ? l * (i / l) + o : n - 1;
+  return clamped_anchor(l * (i / l), o, n);
 }
 
 // A window and its anchor, as the ops take them: window (lh, lw) >= 1, 0 <= anchor < window.

@@ -9,11 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "build_config.h"     // NPR_CUDA_ARCH_LIST
 #include "cpu/npr_cpu_isa.h"  // also npr.h
-
-#ifndef NPR_CUDA_ARCH_LIST
-#define NPR_CUDA_ARCH_LIST ""
-#endif
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def(

@@ -1,7 +1,7 @@
-// The CPU ops: input checks and layout (npr.h), then the kernels of npr_kernel_impl.h compiled
-// for the instruction set ATen chose for its own kernels (at::get_cpu_capability(): the best the
-// running CPU has, capped by ATEN_CPU_CAPABILITY=default|avx2|avx512), where this build has it.
-// This file only selects and registers; the kernels are in npr_kernel_{default,avx2,avx512}.cpp.
+// The CPU ops: input checks and layout (npr.h), then the kernels of kernels.h compiled for the
+// instruction set ATen chose for its own kernels (at::get_cpu_capability(): the best the running
+// CPU has, capped by ATEN_CPU_CAPABILITY=default|avx2|avx512), where this build has it. This
+// file only selects and registers; the kernels are in kernels_{default,avx2,avx512}.cpp.
 
 #include <ATen/Version.h>
 #include <torch/library.h>
@@ -26,31 +26,24 @@ Isa kernel_isa_in_use() {
 #endif
 }
 
-template <Pass kPass>
-at::Tensor run_pass(const at::Tensor& x, at::IntArrayRef window, at::IntArrayRef anchor) {
-  const Window win = check_window(window, anchor, op_name(kPass));
-  const PlaneLayout layout = prepare_planes(x, op_name(kPass));
+void run_kernel_in_use(Pass pass, const PlaneLayout& layout, const Window& window) {
   switch (kernel_isa_in_use()) {
 #if NPR_CUDA_CPU_X86_KERNELS
     case Isa::kAvx512:
-      AVX512::run_kernel(kPass, layout, win);
-      break;
+      return AVX512::run_kernel(pass, layout, window);
     case Isa::kAvx2:
-      AVX2::run_kernel(kPass, layout, win);
-      break;
+      return AVX2::run_kernel(pass, layout, window);
 #endif
     default:
-      DEFAULT::run_kernel(kPass, layout, win);
+      return DEFAULT::run_kernel(pass, layout, window);
   }
-  return layout.output;
 }
 
-at::Tensor npr_cpu(const at::Tensor& x, at::IntArrayRef window, at::IntArrayRef anchor) {
-  return run_pass<Pass::kForward>(x, window, anchor);
-}
-
-at::Tensor npr_backward_cpu(const at::Tensor& grad, at::IntArrayRef window, at::IntArrayRef anchor) {
-  return run_pass<Pass::kBackward>(grad, window, anchor);
+// npr (kForward) and npr_backward (kBackward) on the CPU.
+template <Pass kPass>
+at::Tensor cpu_op(const at::Tensor& x, at::IntArrayRef window, at::IntArrayRef anchor) {
+  return run_pass(kPass, x, window, anchor,
+                  [](const PlaneLayout& layout, const Window& checked) { run_kernel_in_use(kPass, layout, checked); });
 }
 
 }  // namespace
@@ -68,8 +61,8 @@ std::string kernel_isa() {
 }
 
 TORCH_LIBRARY_IMPL(npr_cuda, CPU, m) {
-  m.impl("npr", &npr_cpu);
-  m.impl("npr_backward", &npr_backward_cpu);
+  m.impl("npr", &cpu_op<Pass::kForward>);
+  m.impl("npr_backward", &cpu_op<Pass::kBackward>);
 }
 
 }  // namespace npr_cuda::cpu

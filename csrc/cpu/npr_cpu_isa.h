@@ -1,13 +1,13 @@
 #pragma once
-// Which instruction sets the CPU kernels are compiled for (npr_kernel_impl.h, once per set), and
-// the entry point each copy has.
+// Which instruction sets the CPU kernels are compiled for (kernels.h, once per set), and the entry
+// point each copy has.
 
 #include <string>
 
 #include "../npr.h"
 
-// AVX2 and AVX-512 kernels: x86-64 with GCC or Clang, which can compile one file for a wider
-// set through a pragma while the rest of the build stays at the baseline.
+// AVX2 and AVX-512 kernels: x86-64 with GCC or Clang, for which CMakeLists.txt compiles
+// kernels_avx2.cpp and kernels_avx512.cpp with those sets' flags and the rest at the baseline.
 #if defined(__x86_64__) && (defined(__GNUC__) || defined(__clang__))
 #define NPR_CUDA_CPU_X86_KERNELS 1
 #else
@@ -16,8 +16,9 @@
 
 namespace npr_cuda::cpu {
 
-// One pass over `layout` (input read, output written) for `window`, with one instruction set's
-// kernels: the 2x2 row-pair kernels for the default window, the window kernels for any other.
+// One pass over `layout` (input read, output written; at least one element) for `window`, with
+// one instruction set's kernels: the 2x2 row-pair kernels for the default window, the window
+// kernels for any other.
 namespace DEFAULT {
 void run_kernel(Pass pass, const PlaneLayout& layout, const Window& window);
 }  // namespace DEFAULT

@@ -79,36 +79,26 @@ void launch(const PlaneLayout& layout) {
   });
 }
 
+// npr (kForward) and npr_backward (kBackward) on a GPU, on x's device.
 template <Pass kPass>
-at::Tensor run_pass(const at::Tensor& x, at::IntArrayRef window, at::IntArrayRef anchor) {
+at::Tensor cuda_op(const at::Tensor& x, at::IntArrayRef window, at::IntArrayRef anchor) {
   const c10::cuda::CUDAGuard device_guard(x.device());
-  const Window win = check_window(window, anchor, op_name(kPass));
-  const PlaneLayout layout = prepare_planes(x, op_name(kPass));
-  if (layout.output.numel() > 0) {
-    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, x.scalar_type(), op_name(kPass), [&] {
-      if (win.is_default()) {
+  return run_pass(kPass, x, window, anchor, [](const PlaneLayout& layout, const Window& checked) {
+    AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, layout.input.scalar_type(), op_name(kPass), [&] {
+      if (checked.is_default()) {
         launch<kPass, scalar_t>(layout);
       } else {
-        launch_window<kPass, scalar_t>(layout, win);
+        launch_window<kPass, scalar_t>(layout, checked);
       }
     });
-  }
-  return layout.output;
-}
-
-at::Tensor npr_cuda(const at::Tensor& x, at::IntArrayRef window, at::IntArrayRef anchor) {
-  return run_pass<Pass::kForward>(x, window, anchor);
-}
-
-at::Tensor npr_backward_cuda(const at::Tensor& grad, at::IntArrayRef window, at::IntArrayRef anchor) {
-  return run_pass<Pass::kBackward>(grad, window, anchor);
+  });
 }
 
 }  // namespace
 
 TORCH_LIBRARY_IMPL(npr_cuda, CUDA, m) {
-  m.impl("npr", &npr_cuda);
-  m.impl("npr_backward", &npr_backward_cuda);
+  m.impl("npr", &cuda_op<Pass::kForward>);
+  m.impl("npr_backward", &cuda_op<Pass::kBackward>);
 }
 
 }  // namespace npr_cuda::cuda

@@ -334,12 +334,6 @@ WindowParams<U> make_window_params(int64_t planes, int64_t height, int64_t width
   return p;
 }
 
-// min(first + offset, n - 1): window_anchor of npr_rule.h, from the window's first index.
-template <typename U>
-C10_HOST_DEVICE inline U clamped(U first, U offset, U n) {
-  return first + offset < n - 1 ? first + offset : n - 1;
-}
-
 template <Pass kPass, typename T, typename U>
 C10_HOST_DEVICE inline void window_item(const T* __restrict__ in, T* __restrict__ out, const WindowParams<U>& p,
                                         U element) {
@@ -352,8 +346,8 @@ C10_HOST_DEVICE inline void window_item(const T* __restrict__ in, T* __restrict_
   const U i = column - w * p.inner;
   const U first_row = p.window_of_row.div(h) * p.rows;
   const U first_col = p.window_of_pixel.div(w) * p.cols;
-  const U anchor_h = clamped(first_row, p.anchor_row, p.height);
-  const U anchor_w = clamped(first_col, p.anchor_col, p.width);
+  const U anchor_h = clamped_anchor(first_row, p.anchor_row, p.height);
+  const U anchor_w = clamped_anchor(first_col, p.anchor_col, p.width);
   const U anchor = (plane * p.height + anchor_h) * p.row_length + anchor_w * p.inner + i;
   if constexpr (kPass == Pass::kForward) {
     out[element] = residual(in[element], in[anchor]);

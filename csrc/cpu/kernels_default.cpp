@@ -2,4 +2,4 @@
 // CPU, and the only copy on CPUs other than x86-64 (see npr_cpu_isa.h).
 
 #define CPU_CAPABILITY DEFAULT
-#include "npr_kernel_impl.h"
+#include "kernels.h"
