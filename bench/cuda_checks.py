@@ -19,10 +19,9 @@ import os
 import sys
 
 import torch
-import torch.nn.functional as F
 
 import npr_cuda
-from npr_cuda.reference import official_npr
+from npr_cuda.testing import bit_differences, official_expected, official_gradient, with_special_values
 
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
 SHAPES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "kernel_shapes.txt")
@@ -42,10 +41,7 @@ def read_cases(path=SHAPES_FILE):
 def make_input(shape, channels_last, offset, dtype, device, gen):
     """Random values with NaN, +-Inf and -0 sprinkled in, `offset` elements into the storage."""
     numel = math.prod(shape)
-    values = torch.randn(numel, generator=gen, dtype=torch.float64)
-    special = torch.tensor([math.nan, math.inf, -math.inf, -0.0, 0.0], dtype=torch.float64)
-    where = torch.rand(numel, generator=gen) < 0.125
-    values[where] = special[torch.randint(0, 5, (int(where.sum()),), generator=gen)]
+    values = with_special_values(torch.randn(numel, generator=gen, dtype=torch.float64), gen)
     storage = torch.empty(numel + offset, dtype=dtype, device=device)
     flat = storage[offset:]
     flat.copy_(values)
@@ -54,28 +50,9 @@ def make_input(shape, channels_last, offset, dtype, device, gen):
 
 
 def same_bits(actual, expected):
-    """(number of elements that differ bit for bit, of those how many only in a zero's sign);
-    NaN counts as equal to NaN."""
-    actual, expected = actual.cpu().contiguous(), expected.cpu().contiguous()
-    nan = expected.isnan()
-    bits = {2: torch.int16, 4: torch.int32, 8: torch.int64}[expected.element_size()]
-    differ = (actual.masked_fill(nan, 0).view(bits) != expected.masked_fill(nan, 0).view(bits)) | (
-        actual.isnan() != nan
-    )
-    zero_sign = differ & (actual == 0) & (expected == 0)
-    return int(differ.sum()), int(zero_sign.sum())
-
-
-def official_values(x):
-    """The official formula per (H, W) plane, zero-padded to even sizes and cropped back."""
-    height, width = x.shape[-2:]
-    planes = x.reshape(-1, 1, height, width)
-    return official_npr(F.pad(planes, (0, width % 2, 0, height % 2)))[..., :height, :width].reshape(x.shape)
-
-
-def official_gradient(x, grad):
-    leaf = x.detach().requires_grad_(True)
-    return torch.autograd.grad(official_values(leaf), leaf, grad)[0]
+    """(number of elements that differ bit for bit, of those how many only in a zero's sign)."""
+    differ, zero_sign, _ = bit_differences(actual, expected)
+    return differ, zero_sign
 
 
 class Report:
@@ -103,7 +80,7 @@ def parity(args, report, gen):
                         differ == 0,
                         f"{op.__name__} window {window} anchor {anchor} {name}: bitwise equal to the CPU op",
                     )
-            for op, reference in ((npr_cuda.npr, official_values), (npr_cuda.npr_backward, None)):
+            for op, reference in ((npr_cuda.npr, official_expected), (npr_cuda.npr_backward, None)):
                 out = op(x)
                 differ, _ = same_bits(out, op(x.cpu()))
                 report.check(differ == 0, f"{op.__name__} {name}: bitwise equal to the CPU op ({differ} differ)")

@@ -9,23 +9,13 @@ import sys
 
 import pytest
 import torch
-from helpers.tensors import (
-    DEVICES,
-    DTYPES,
-    assert_bitwise_equal,
-    assert_equal_values,
-    make_input,
-    official_expected,
-    official_gradient,
-    on_poisoned_memory,
-    randn,
-    requires_cuda,
-)
+from helpers.tensors import DEVICES, DTYPES, assert_equal_values, make_input, randn, requires_cuda
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 import npr_cuda
 from npr_cuda import npr, npr_backward
 from npr_cuda.reference import npr_reference, official_npr
+from npr_cuda.testing import assert_bitwise_equal, official_expected, official_gradient, on_poisoned_memory
 
 # (H, W): even, odd, and the degenerate 1-wide cases.
 SIZES = [(6, 8), (5, 7), (1, 1), (1, 6), (7, 1), (2, 2), (4, 3)]

@@ -7,11 +7,12 @@ import re
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers.tensors import DEVICES, DTYPES, assert_bitwise_equal, make_input, on_poisoned_memory, window_gradient_loop
+from helpers.tensors import DEVICES, DTYPES, make_input, window_gradient_loop
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from npr_cuda import npr, npr_backward
 from npr_cuda.reference import author_padding_npr, author_unfold_npr, npr_reference
+from npr_cuda.testing import assert_bitwise_equal, on_poisoned_memory
 
 # (window, anchor): the default, other anchors of 2, the ablation's 3, 4 and 8, 1 (NPR = 0),
 # non-square windows.

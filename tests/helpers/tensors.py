@@ -1,13 +1,11 @@
-"""Tensors, references and comparisons for the op tests: devices and dtypes to parametrise over,
-inputs in every memory layout, the official formula's values and gradients, bitwise comparison,
-and poisoned output memory."""
+"""Tensors and references for the op tests: devices and dtypes to parametrise over, inputs in
+every memory layout, value comparison and the window backward spelled out. The official formula,
+bitwise comparison and poisoned memory are npr_cuda.testing's, shared with bench/cuda_checks.py."""
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 import npr_cuda
-from npr_cuda.reference import official_npr
 
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
 
@@ -42,59 +40,10 @@ def make_input(shape, dtype, device, layout, gen):
     raise ValueError(layout)
 
 
-def official_expected(x):
-    """The official formula's values for any rank >= 2 and any H, W: applied per (H, W) plane,
-    on x zero-padded to even H and W, then cropped back (the padding only adds blocks' missing
-    right/bottom neighbours, which no kept pixel uses as its anchor)."""
-    height, width = x.shape[-2:]
-    planes = x.reshape(-1, 1, height, width)
-    padded = F.pad(planes, (0, width % 2, 0, height % 2))
-    return official_npr(padded)[..., :height, :width].reshape(x.shape)
-
-
-def official_gradient(x, grad):
-    """d(official_expected(x) . grad)/dx through autograd, i.e. the official formula's backward."""
-    leaf = x.detach().requires_grad_(True)
-    (result,) = torch.autograd.grad(official_expected(leaf), leaf, grad)
-    return result
-
-
-def assert_bitwise_equal(actual, expected):
-    """Same shape and dtype, NaN at the same places and every other element bit for bit equal
-    (so +0.0 and -0.0 differ). NaN payloads are not compared: ATen's own vectorised and scalar
-    paths give different NaN bits."""
-    assert actual.shape == expected.shape and actual.dtype == expected.dtype
-    nan = expected.isnan()
-    assert torch.equal(actual.isnan(), nan), "NaN in different places"
-    bits = {2: torch.int16, 4: torch.int32, 8: torch.int64}[expected.element_size()]
-    a = actual.masked_fill(nan, 0).contiguous().view(bits)
-    e = expected.masked_fill(nan, 0).contiguous().view(bits)
-    mismatch = a != e
-    assert not mismatch.any(), (
-        f"{int(mismatch.sum())} of {mismatch.numel()} elements differ, first at {tuple(mismatch.nonzero()[0].tolist())}"
-    )
-
-
 def assert_equal_values(actual, expected):
     """Equal as numbers: like assert_bitwise_equal, but -0.0 == +0.0 (autograd's gradient
     accumulation starts from +0.0 and so may flip the sign of a zero)."""
     torch.testing.assert_close(actual, expected, rtol=0, atol=0, equal_nan=True)
-
-
-def on_poisoned_memory(fn, x):
-    """fn(x) with torch's deterministic mode on, in which every fresh allocation (the op's
-    output among them) is filled with NaN before use: an element the kernel does not write
-    stays NaN and fails the comparison. test_poisoning_reaches_the_output checks this."""
-    enabled = torch.are_deterministic_algorithms_enabled()
-    warn_only = torch.is_deterministic_algorithms_warn_only_enabled()
-    fill = torch.utils.deterministic.fill_uninitialized_memory
-    torch.use_deterministic_algorithms(True)
-    torch.utils.deterministic.fill_uninitialized_memory = True
-    try:
-        return fn(x)
-    finally:
-        torch.utils.deterministic.fill_uninitialized_memory = fill
-        torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
 
 
 def window_gradient_loop(grad, window, anchor):
