@@ -8,7 +8,7 @@ median npr_cuda x clone over the rounds and every round's value. The other check
 extension built in place:
 
     git worktree add --detach /tmp/base <commit>
-    (cd /tmp/base && python setup.py build_ext --inplace)
+    (cd /tmp/base && python setup.py build_ext --inplace)  # or pip install --no-build-isolation -e .
     python bench/ab_builds.py /tmp/base --rounds 4 -- --devices cpu --dtypes bfloat16 \\
         --shapes 32x3x224x224 --window 3 --anchor 1,2 --no-compiled --no-eager --seconds 0.3
 """

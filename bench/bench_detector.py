@@ -263,10 +263,9 @@ def npr_train_epoch(folder, device, batch_size, workers, compile_choice):
         train(config, real_fake_samples(folder), None)
 
 
-def end_to_end(args, argv):
-    device = torch.device(args.device)
-    jobs = args.jobs.split(",")
-    ours = default_workers(device) if args.our_workers is None else args.our_workers  # what the tools pick
+def time_end_to_end(args, device, jobs, ours):
+    """({(job, path): [seconds per repeat]}, {path: eval probabilities}) for the official and our
+    tools, run side by side in each repeat on one folder of images."""
     with tempfile.TemporaryDirectory() as scratch:
         folder = write_tree(args.tree or scratch, args.images, args.size)
         torch.manual_seed(0)
@@ -296,6 +295,12 @@ def end_to_end(args, argv):
                 times[job, path].append(time.perf_counter() - start)
                 if job == "eval":
                     probs[path] = result
+    return times, probs
+
+
+def end_to_end_rows(args, times):
+    """A row per (job, path): images, median seconds and images/s, and the speed-up over the
+    official path, per repeat and their median."""
     trained = args.images - args.images % args.batch_size  # npr-train drops the last partial batch
     rows = []
     for (job, path), seconds in times.items():
@@ -315,6 +320,34 @@ def end_to_end(args, argv):
                 "speedups": speedups,
             }
         )
+    return rows
+
+
+def eval_agreement(probs):
+    """Whether the official evaluation and npr-eval scored the same images alike."""
+    official, mine = probs["official"], probs["npr-eval"]
+    paths = sorted(official)
+    agreement = {
+        "same_images": sorted(mine) == paths,
+        "max_abs_prob_diff": max(abs(official[p] - mine[p]) for p in paths) if sorted(mine) == paths else math.nan,
+        "official": binary_metrics([int("1_fake" in p) for p in paths], [official[p] for p in paths]),
+        "npr-eval": binary_metrics([int("1_fake" in p) for p in paths], [mine.get(p, math.nan) for p in paths]),
+    }
+    theirs, mine = agreement["official"], agreement["npr-eval"]
+    print(
+        f"eval agreement: same images {agreement['same_images']}, max |P(fake) difference| "
+        f"{agreement['max_abs_prob_diff']:.2e}; official / npr-eval: acc {theirs['acc']:.4f} / {mine['acc']:.4f}, "
+        f"AP {theirs['ap']:.6f} / {mine['ap']:.6f}"
+    )
+    return agreement
+
+
+def end_to_end(args, argv):
+    device = torch.device(args.device)
+    jobs = args.jobs.split(",")
+    ours = default_workers(device) if args.our_workers is None else args.our_workers  # what the tools pick
+    times, probs = time_end_to_end(args, device, jobs, ours)
+    rows = end_to_end_rows(args, times)
     name = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(
         f"{name}; {args.images} PNGs of {args.size}x{args.size}; batch {args.batch_size}; workers: official "
@@ -327,22 +360,7 @@ def end_to_end(args, argv):
             f"{row['job']:6} {row['path']:10} {row['images']:7d} {row['seconds']:8.1f} {row['images_per_s']:9.1f} "
             f"{row['speedup']:7.2f}x  {' '.join(f'{x:.2f}' for x in row['speedups'])}"
         )
-    agreement = {}
-    if "eval" in jobs:
-        official, mine = probs["official"], probs["npr-eval"]
-        paths = sorted(official)
-        agreement = {
-            "same_images": sorted(mine) == paths,
-            "max_abs_prob_diff": max(abs(official[p] - mine[p]) for p in paths) if sorted(mine) == paths else math.nan,
-            "official": binary_metrics([int("1_fake" in p) for p in paths], [official[p] for p in paths]),
-            "npr-eval": binary_metrics([int("1_fake" in p) for p in paths], [mine.get(p, math.nan) for p in paths]),
-        }
-        theirs, mine = agreement["official"], agreement["npr-eval"]
-        print(
-            f"eval agreement: same images {agreement['same_images']}, max |P(fake) difference| "
-            f"{agreement['max_abs_prob_diff']:.2e}; official / npr-eval: acc {theirs['acc']:.4f} / {mine['acc']:.4f}, "
-            f"AP {theirs['ap']:.6f} / {mine['ap']:.6f}"
-        )
+    agreement = eval_agreement(probs) if "eval" in jobs else {}
     if args.json:
         write_report(
             args.json, "bench/bench_detector.py", argv, device=name, args=vars(args), rows=rows, agreement=agreement

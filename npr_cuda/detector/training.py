@@ -311,57 +311,89 @@ def train(
     FileNotFoundError)."""
     config.validate()
     procs = Processes(torch.device(config.device))
-    if config.batch_size % procs.world:
-        raise ConfigError("batch_size", f"{config.batch_size} is not divisible by the {procs.world} processes")
-    per_process = config.batch_size // procs.world
-    if len(train_samples) // procs.world // per_process == 0:
-        raise ConfigError(
-            "batch_size", f"{config.batch_size} is more than the {len(train_samples)} training images: no full batch"
-        )
-    device = procs.device
-    memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
-    torch.manual_seed(config.seed)  # the initial weights
-    model = npr_resnet50(
-        npr_impl=NPR_IMPLEMENTATIONS[config.npr], window=config.npr_window, anchor=config.npr_anchor
-    ).to(device, memory_format=memory_format)
-    optimizer = torch.optim.Adam(model.parameters(), lr=config.lr, betas=(config.beta1, 0.999))
-    amp_dtype = AMP_DTYPES[config.amp]
-    scaler = torch.amp.GradScaler(device.type, enabled=amp_dtype is torch.float16)
-    checkpoint_path = os.path.join(config.output, "last.pth")
-    # The position in the epoch is counted in images, so a run resumed with another batch size
-    # (or number of processes) skips exactly the images already trained on.
-    epoch, samples_done, total_steps = 0, 0, 0
-    if config.resume:
-        resumed = read_training_state(config.resume)
+    try:
+        run = _Training(config, procs, train_samples, val_samples)
+        record = {}
+        with StopRequests(procs) as stop:
+            while run.epoch < config.niter:
+                record = run.one_epoch(stop)
+                run.validate(record)
+                run.end_epoch(record)
+                procs.barrier()
+        return record
+    finally:
+        procs.close()
+
+
+class _Training:
+    """One training run's state and its steps: set-up (the model, optimizer, data and resume
+    point), one epoch, validation, the checkpoint and the log."""
+
+    def __init__(self, config: TrainConfig, procs: Processes, train_samples, val_samples):
+        self.config, self.procs, self.device = config, procs, procs.device
+        if config.batch_size % procs.world:
+            raise ConfigError("batch_size", f"{config.batch_size} is not divisible by the {procs.world} processes")
+        self.per_process = config.batch_size // procs.world
+        self.steps_per_epoch = len(train_samples) // procs.world // self.per_process
+        if self.steps_per_epoch == 0:
+            raise ConfigError(
+                "batch_size",
+                f"{config.batch_size} is more than the {len(train_samples)} training images: no full batch",
+            )
+        self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
+        torch.manual_seed(config.seed)  # the initial weights
+        self.model = npr_resnet50(
+            npr_impl=NPR_IMPLEMENTATIONS[config.npr], window=config.npr_window, anchor=config.npr_anchor
+        ).to(self.device, memory_format=self.memory_format)
+        self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr, betas=(config.beta1, 0.999))
+        self.amp_dtype = AMP_DTYPES[config.amp]
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=self.amp_dtype is torch.float16)
+        self.checkpoint_path = os.path.join(config.output, "last.pth")
+        # The position in the epoch is counted in images, so a run resumed with another batch size
+        # (or number of processes) skips exactly the images already trained on.
+        self.epoch, self.samples_done, self.total_steps = 0, 0, 0
+        if config.resume:
+            self.resume(config.resume)
+        if procs.main:
+            os.makedirs(config.output, exist_ok=True)  # now, not at the first save
+        self.ddp_model = DistributedDataParallel(self.model) if procs.world > 1 else self.model
+        self.compile_model()
+        self.dataset, self.sampler = self.training_data(train_samples)
+        self.val_loader = self.validation_loader(val_samples)
+
+    def resume(self, path: str):
+        """Continues from the checkpoint at `path`, which must have been trained with the same
+        window and anchor and have epochs and images left that this run can do."""
+        config, resumed = self.config, read_training_state(path)
         for name in ("npr_window", "npr_anchor"):
             saved = tuple(resumed.config.get(name, getattr(TrainConfig, name)))  # absent: the official one
             if saved != tuple(getattr(config, name)):
-                raise ConfigError(name, f"{tuple(getattr(config, name))}, but {config.resume} was trained with {saved}")
-        load_weights(model, config.resume, resumed.model)
-        optimizer.load_state_dict(resumed.optimizer)
-        scaler.load_state_dict(resumed.scaler)
-        epoch, samples_done, total_steps = resumed.epoch, resumed.samples_done, resumed.total_steps
-        if epoch >= config.niter:
-            raise ConfigError("niter", f"{config.niter}, but {config.resume} has completed {epoch} epochs already")
-        if samples_done % procs.world:
+                raise ConfigError(name, f"{tuple(getattr(config, name))}, but {path} was trained with {saved}")
+        load_weights(self.model, path, resumed.model)
+        self.optimizer.load_state_dict(resumed.optimizer)
+        self.scaler.load_state_dict(resumed.scaler)
+        self.epoch, self.samples_done, self.total_steps = resumed.epoch, resumed.samples_done, resumed.total_steps
+        if self.epoch >= config.niter:
+            raise ConfigError("niter", f"{config.niter}, but {path} has completed {self.epoch} epochs already")
+        if self.samples_done % self.procs.world:
             raise ConfigError(
-                "resume", f"{samples_done} images done in the epoch do not split over {procs.world} processes"
+                "resume", f"{self.samples_done} images done in the epoch do not split over {self.procs.world} processes"
             )
-    if procs.main:
-        os.makedirs(config.output, exist_ok=True)  # now, not at the first save
-    ddp_model = DistributedDataParallel(model) if procs.world > 1 else model
-    steps_per_epoch = len(train_samples) // procs.world // per_process
-    steps_left = (config.niter - epoch) * steps_per_epoch - samples_done // config.batch_size
-    compiled = auto_compiles(config.compile, device, steps_left >= COMPILE_MIN_TRAIN_STEPS)
-    step_model = Compiled(ddp_model) if compiled else ddp_model
-    if procs.main and config.progress:
-        how = "compiled (the first step compiles: about 35 s on 2 CPU cores)" if compiled else "uncompiled"
-        layout = "channels_last" if config.channels_last else "NCHW"
-        print(f"training: {steps_left} steps on {device}, model {how}, {layout}", file=sys.stderr)
 
-    dataset = TrainDataset(
-        train_samples,
-        TrainTransform(
+    def compile_model(self):
+        """The model each step runs: compiled where --compile (auto: the run is long enough) says."""
+        config = self.config
+        steps_left = (config.niter - self.epoch) * self.steps_per_epoch - self.samples_done // config.batch_size
+        self.compiled = auto_compiles(config.compile, self.device, steps_left >= COMPILE_MIN_TRAIN_STEPS)
+        self.step_model = Compiled(self.ddp_model) if self.compiled else self.ddp_model
+        if self.procs.main and config.progress:
+            how = "compiled (the first step compiles: about 35 s on 2 CPU cores)" if self.compiled else "uncompiled"
+            layout = "channels_last" if config.channels_last else "NCHW"
+            print(f"training: {steps_left} steps on {self.device}, model {how}, {layout}", file=sys.stderr)
+
+    def training_data(self, train_samples):
+        config, procs = self.config, self.procs
+        transform = TrainTransform(
             load_size=config.load_size,
             crop_size=config.crop_size,
             flip=config.flip,
@@ -369,121 +401,139 @@ def train(
             blur_sigma=config.blur_sigma,
             jpeg_prob=config.jpeg_prob,
             jpeg_quality=config.jpeg_quality,
-        ),
-        config.seed,
-        config.max_pixels,
-    )
-    sampler = DistributedSampler(
-        dataset, num_replicas=procs.world, rank=procs.rank, shuffle=True, seed=config.seed, drop_last=True
-    )
-    val_loader = None
-    if val_samples and procs.main:
-        val_protocol = Protocol(resize=True, crop=True, load_size=config.load_size, crop_size=config.crop_size)
-        val_loader = make_loader(
-            ImageDataset(val_samples, eval_transform(val_protocol), config.max_pixels),
-            config.batch_size,
-            config.workers,
-            pin_memory=device.type == "cuda",
+        )
+        dataset = TrainDataset(train_samples, transform, config.seed, config.max_pixels)
+        sampler = DistributedSampler(
+            dataset, num_replicas=procs.world, rank=procs.rank, shuffle=True, seed=config.seed, drop_last=True
+        )
+        return dataset, sampler
+
+    def validation_loader(self, val_samples):
+        config = self.config
+        if not val_samples or not self.procs.main:
+            return None
+        protocol = Protocol(resize=True, crop=True, load_size=config.load_size, crop_size=config.crop_size)
+        dataset = ImageDataset(val_samples, eval_transform(protocol), config.max_pixels)
+        return make_loader(dataset, config.batch_size, config.workers, pin_memory=self.device.type == "cuda")
+
+    def epoch_loader(self):
+        """The rest of this epoch's batches for this process, from where a resumed run left off."""
+        self.dataset.epoch = self.epoch
+        self.sampler.set_epoch(self.epoch)
+        return make_loader(
+            self.dataset,
+            self.per_process,
+            self.config.workers,
+            sampler=SkipFirst(self.sampler, self.samples_done // self.procs.world),
+            drop_last=True,
+            pin_memory=self.device.type == "cuda",
         )
 
-    def checkpoint(epoch_done, samples_done):
-        if procs.main:
-            save_training_state(
-                checkpoint_path,
-                TrainingState(
-                    model=model.state_dict(),
-                    optimizer=optimizer.state_dict(),
-                    scaler=scaler.state_dict(),
-                    epoch=epoch_done,
-                    step=samples_done // config.batch_size,
-                    samples_done=samples_done,
-                    total_steps=total_steps,
-                    config=asdict(config),
-                ),
-            )
+    def one_epoch(self, stop: StopRequests) -> dict:
+        """Trains the rest of the epoch and returns its log record; on a stop request, writes the
+        checkpoint and raises Interrupted."""
+        config, procs = self.config, self.procs
+        loader = self.epoch_loader()
+        self.ddp_model.train()
+        losses, images_seen, failures = [], 0, []  # images_seen: trained on, in this process
+        start = time.perf_counter()
+        progress = tqdm(
+            loader,
+            desc=f"epoch {self.epoch + 1}/{config.niter}",
+            unit="batch",
+            disable=not procs.main or not config.progress,
+            initial=self.samples_done // config.batch_size,
+            total=self.samples_done // config.batch_size + len(loader),
+        )
+        stopping = False
+        try:
+            for batch in progress:
+                failures += batch.failures
+                for images, labels, _ in batch.groups:
+                    losses.append(self.step(images, labels))
+                    images_seen += images.shape[0]
+                self.samples_done += config.batch_size
+                self.total_steps += 1
+                rate = images_seen * procs.world / max(time.perf_counter() - start, 1e-9)
+                progress.set_postfix(loss=f"{losses[-1]:.4f}" if losses else "-", img_s=f"{rate:.1f}")
+                if config.save_every and self.total_steps % config.save_every == 0:
+                    self.checkpoint()
+                if stop.requested():
+                    stopping = True
+                    break
+        except RuntimeError:  # a Ctrl-C also stops the data workers, and the next fetch fails
+            if stop.signum is None:
+                raise
+            stopping = True
+        finally:
+            progress.close()
+        if stopping:
+            self.checkpoint()
+            raise Interrupted(stop.signum, self.epoch, self.samples_done // config.batch_size, self.checkpoint_path)
+        return self.epoch_record(losses, images_seen, failures, time.perf_counter() - start)
 
-    record = {}
-    with StopRequests(procs) as stop:
-        while epoch < config.niter:
-            dataset.epoch = epoch
-            sampler.set_epoch(epoch)
-            loader = make_loader(
-                dataset,
-                per_process,
-                config.workers,
-                sampler=SkipFirst(sampler, samples_done // procs.world),
-                drop_last=True,
-                pin_memory=device.type == "cuda",
-            )
-            ddp_model.train()
-            losses, images_seen, failures = [], 0, []  # images_seen: trained on, in this process
-            start = time.perf_counter()
-            progress = tqdm(
-                loader,
-                desc=f"epoch {epoch + 1}/{config.niter}",
-                unit="batch",
-                disable=not procs.main or not config.progress,
-                initial=samples_done // config.batch_size,
-                total=samples_done // config.batch_size + len(loader),
-            )
-            stopping = False
-            try:
-                for batch in progress:
-                    failures += batch.failures
-                    for images, labels, _ in batch.groups:
-                        images = images.to(device, non_blocking=True).contiguous(memory_format=memory_format)
-                        labels = labels.to(device, non_blocking=True)
-                        if compiled:
-                            torch._dynamo.maybe_mark_dynamic(images, 0)  # a batch short of a broken file: no recompile
-                        losses.append(train_step(step_model, optimizer, images, labels, scaler, amp_dtype))
-                        images_seen += images.shape[0]
-                    samples_done += config.batch_size
-                    total_steps += 1
-                    rate = images_seen * procs.world / max(time.perf_counter() - start, 1e-9)
-                    progress.set_postfix(loss=f"{losses[-1]:.4f}" if losses else "-", img_s=f"{rate:.1f}")
-                    if config.save_every and total_steps % config.save_every == 0:
-                        checkpoint(epoch, samples_done)
-                    if stop.requested():
-                        stopping = True
-                        break
-            except RuntimeError:  # a Ctrl-C also stops the data workers, and the next fetch fails
-                if stop.signum is None:
-                    raise
-                stopping = True
-            finally:
-                progress.close()
-            if stopping:
-                checkpoint(epoch, samples_done)
-                procs.close()
-                raise Interrupted(stop.signum, epoch, samples_done // config.batch_size, checkpoint_path)
-            seconds = time.perf_counter() - start
-            if epoch % config.delr_freq == 0 and epoch != 0:  # the official schedule: at the end of the epoch
-                for group in optimizer.param_groups:
-                    group["lr"] = decayed_lr(group["lr"])
-            record = {
-                "epoch": epoch + 1,
-                "lr": optimizer.param_groups[0]["lr"],
-                "steps": total_steps,
-                "images": images_seen * procs.world,  # trained on in this epoch (since a resume)
-                "train_loss": procs.mean(float(np.mean(losses)) if losses else math.nan),
-                "images_per_s": images_seen * procs.world / seconds if seconds else math.nan,
-                "skipped_images": [f.path for f in failures],
-            }
-            if val_loader is not None:
-                detector = fast_detector(model, device, SpeedOptions(compile="off"))
-                val = predict(detector, val_loader, desc="validate", progress=config.progress)
-                metrics = binary_metrics(val.labels, val.probs)
-                record.update(val_acc=metrics["acc"], val_ap=metrics["ap"])
-            if device.type == "cuda":
-                record["peak_memory_mib"] = torch.cuda.max_memory_allocated(device) / 2**20
-            epoch, samples_done = epoch + 1, 0
-            checkpoint(epoch, 0)
-            if procs.main:
-                with open(os.path.join(config.output, "log.jsonl"), "a") as log:
-                    log.write(json.dumps(record) + "\n")
-                if config.progress:
-                    summary = ", ".join(f"{k} {v:.4g}" for k, v in record.items() if isinstance(v, float))
-                    print(f"epoch {epoch}: {summary}", file=sys.stderr)
-            procs.barrier()
-    procs.close()
-    return record
+    def step(self, images, labels) -> float:
+        images = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
+        labels = labels.to(self.device, non_blocking=True)
+        if self.compiled:
+            torch._dynamo.maybe_mark_dynamic(images, 0)  # a batch short of a broken file: no recompile
+        return train_step(self.step_model, self.optimizer, images, labels, self.scaler, self.amp_dtype)
+
+    def epoch_record(self, losses, images_seen, failures, seconds) -> dict:
+        """The learning rate decayed on the official schedule, and the epoch's log record."""
+        world = self.procs.world
+        if self.epoch % self.config.delr_freq == 0 and self.epoch != 0:  # the official schedule: at the epoch's end
+            for group in self.optimizer.param_groups:
+                group["lr"] = decayed_lr(group["lr"])
+        record = {
+            "epoch": self.epoch + 1,
+            "lr": self.optimizer.param_groups[0]["lr"],
+            "steps": self.total_steps,
+            "images": images_seen * world,  # trained on in this epoch (since a resume)
+            "train_loss": self.procs.mean(float(np.mean(losses)) if losses else math.nan),
+            "images_per_s": images_seen * world / seconds if seconds else math.nan,
+            "skipped_images": [f.path for f in failures],
+        }
+        return record
+
+    def validate(self, record: dict):
+        """Accuracy and AP on the validation images, into `record` (main process only)."""
+        if self.val_loader is None:
+            return
+        detector = fast_detector(self.model, self.device, SpeedOptions(compile="off"))
+        val = predict(detector, self.val_loader, desc="validate", progress=self.config.progress)
+        metrics = binary_metrics(val.labels, val.probs)
+        record.update(val_acc=metrics["acc"], val_ap=metrics["ap"])
+
+    def end_epoch(self, record: dict):
+        """The epoch counted done, its checkpoint written and its record logged."""
+        if self.device.type == "cuda":
+            record["peak_memory_mib"] = torch.cuda.max_memory_allocated(self.device) / 2**20
+        self.epoch, self.samples_done = self.epoch + 1, 0
+        self.checkpoint()
+        self.log(record)
+
+    def checkpoint(self):
+        """The training state, written atomically by the main process."""
+        if not self.procs.main:
+            return
+        state = TrainingState(
+            model=self.model.state_dict(),
+            optimizer=self.optimizer.state_dict(),
+            scaler=self.scaler.state_dict(),
+            epoch=self.epoch,
+            step=self.samples_done // self.config.batch_size,
+            samples_done=self.samples_done,
+            total_steps=self.total_steps,
+            config=asdict(self.config),
+        )
+        save_training_state(self.checkpoint_path, state)
+
+    def log(self, record: dict):
+        if not self.procs.main:
+            return
+        with open(os.path.join(self.config.output, "log.jsonl"), "a") as log:
+            log.write(json.dumps(record) + "\n")
+        if self.config.progress:
+            summary = ", ".join(f"{k} {v:.4g}" for k, v in record.items() if isinstance(v, float))
+            print(f"epoch {self.epoch}: {summary}", file=sys.stderr)
