@@ -17,32 +17,17 @@
 namespace npr_cuda::cuda {
 namespace {
 
-constexpr int kThreadsPerBlock = 256;
-
 template <Pass kPass, typename T, typename U, int V, Access A, bool kUnitInner>
 __global__ void __launch_bounds__(kThreadsPerBlock)
     row_pair_kernel(const T* __restrict__ in, T* __restrict__ out, GridParams<U> params) {
-  const U item = static_cast<U>(blockIdx.x) * static_cast<U>(blockDim.x) + threadIdx.x;
-  if (item < params.items) {
-    run_item<kPass, T, U, V, A, kUnitInner>(in, out, params, item);
-  }
+  row_pair_thread<kPass, T, U, V, A, kUnitInner>(in, out, params, static_cast<U>(blockIdx.x),
+                                                 static_cast<U>(threadIdx.x));
 }
 
 template <Pass kPass, typename T, typename U>
 __global__ void __launch_bounds__(kThreadsPerBlock)
     window_kernel(const T* __restrict__ in, T* __restrict__ out, WindowParams<U> params) {
-  const U element = static_cast<U>(blockIdx.x) * static_cast<U>(blockDim.x) + threadIdx.x;
-  if (element < params.items) {
-    window_item<kPass, T, U>(in, out, params, element);
-  }
-}
-
-// The number of blocks for `items` work items, checked against the grid's limit.
-unsigned int blocks_for(uint64_t items, Pass pass, int64_t numel) {
-  const uint64_t blocks = (items + kThreadsPerBlock - 1) / kThreadsPerBlock;
-  TORCH_CHECK(blocks <= std::numeric_limits<int32_t>::max(), op_name(pass), ": tensor of ", numel,
-              " elements is too large for one kernel launch");
-  return static_cast<unsigned int>(blocks);
+  window_thread<kPass, T, U>(in, out, params, static_cast<U>(blockIdx.x), static_cast<U>(threadIdx.x));
 }
 
 template <Pass kPass, typename T>

@@ -15,6 +15,8 @@
 #include <cstring>
 #include <limits>
 #include <stdexcept>
+#include <string>
+#include <vector>
 
 #include "../npr.h"
 #include "../npr_rule.h"
@@ -109,6 +111,62 @@ C10_HOST_DEVICE inline ItemPlace<U> locate(const GridParams<U>& p, U item, int v
   return {rows.even_row + column, column, rows.has_odd_row};
 }
 
+// ------------------------------------------------------------------------------- host checks
+
+#ifndef __CUDA_ARCH__
+// What a host run of the bodies (tests/cpp/test_cuda_bodies.cpp) checks that the host alone would
+// not notice. A pack access not aligned to the pack's size works through memcpy here and faults
+// on a GPU ("misaligned address"): it throws MisalignedPack. And a test can count every element
+// stored (HostStores), to see each output written exactly once and nothing outside it.
+struct MisalignedPack : std::logic_error {
+  using std::logic_error::logic_error;
+};
+
+inline void check_pack_alignment(const void* p, size_t bytes) {
+  const auto past = reinterpret_cast<uintptr_t>(p) % bytes;
+  if (past != 0) {
+    throw MisalignedPack("a " + std::to_string(bytes) + "-byte pack access " + std::to_string(past) +
+                         " bytes past an aligned address");
+  }
+}
+
+// Stores per element of [begin, begin + counts.size() elements); stores elsewhere are `outside`.
+struct HostStores {
+  uintptr_t begin = 0;
+  size_t element_size = 1;
+  std::vector<int> counts;
+  int64_t outside = 0;
+
+  void add(const void* p, int n) {
+    const auto at = reinterpret_cast<uintptr_t>(p);
+    for (int k = 0; k < n; ++k) {
+      const uintptr_t element = (at - begin) / element_size + k;
+      if (at < begin || element >= counts.size()) {
+        ++outside;
+      } else {
+        ++counts[element];
+      }
+    }
+  }
+};
+
+// The counter a test installs for its host runs; none by default.
+inline HostStores*& host_stores() {
+  static HostStores* stores = nullptr;
+  return stores;
+}
+#endif
+
+// `n` elements stored at p: counted on the host, when a test asks.
+template <typename T>
+C10_HOST_DEVICE inline void note_stores([[maybe_unused]] const T* p, [[maybe_unused]] int n) {
+#ifndef __CUDA_ARCH__
+  if (HostStores* stores = host_stores()) {
+    stores->add(p, n);
+  }
+#endif
+}
+
 // ------------------------------------------------------------------------------ loads, stores
 
 template <typename T, int N>
@@ -128,6 +186,7 @@ C10_HOST_DEVICE inline void load_item(const T* p, T (&v)[V], int n) {
       v[k] = pack.v[k];
     }
 #else
+    check_pack_alignment(p, sizeof(Pack<T, V>));
     std::memcpy(v, p, sizeof(v));
 #endif
   } else {
@@ -159,6 +218,7 @@ C10_HOST_DEVICE inline void store_item(T* p, const T (&v)[V], int n) {
       *reinterpret_cast<Pack<T, V>*>(p) = pack;
     }
 #else
+    check_pack_alignment(p, sizeof(Pack<T, V>));
     std::memcpy(p, v, sizeof(v));
 #endif
   } else {
@@ -169,6 +229,7 @@ C10_HOST_DEVICE inline void store_item(T* p, const T (&v)[V], int n) {
       }
     }
   }
+  note_stores(p, n);
 }
 
 // ------------------------------------------------------------------------------------ bodies
@@ -349,10 +410,11 @@ C10_HOST_DEVICE inline void window_item(const T* __restrict__ in, T* __restrict_
   const U anchor_h = clamped_anchor(first_row, p.anchor_row, p.height);
   const U anchor_w = clamped_anchor(first_col, p.anchor_col, p.width);
   const U anchor = (plane * p.height + anchor_h) * p.row_length + anchor_w * p.inner + i;
+  T value;
   if constexpr (kPass == Pass::kForward) {
-    out[element] = residual(in[element], in[anchor]);
+    value = residual(in[element], in[anchor]);
   } else if (anchor != element) {
-    out[element] = in[element];
+    value = in[element];
   } else {
     const U first = (plane * p.height + first_row) * p.row_length + first_col * p.inner + i;
     const auto load = [&](int64_t dh, int64_t dw) -> opmath_t {
@@ -361,7 +423,44 @@ C10_HOST_DEVICE inline void window_item(const T* __restrict__ in, T* __restrict_
     const U rows = p.height - first_row < p.rows ? p.height - first_row : p.rows;
     const U cols = p.width - first_col < p.cols ? p.width - first_col : p.cols;
     const opmath_t sum = window_sum<opmath_t>(load, static_cast<int64_t>(rows), static_cast<int64_t>(cols));
-    out[element] = static_cast<T>(anchor_gradient<T>(static_cast<opmath_t>(in[element]), sum));
+    value = static_cast<T>(anchor_gradient<T>(static_cast<opmath_t>(in[element]), sum));
+  }
+  out[element] = value;
+  note_stores(out + element, 1);
+}
+
+// -------------------------------------------------------------------------------- the grid
+
+// Threads per block of every kernel; the launcher gives each launch blocks_for(items) blocks.
+constexpr int kThreadsPerBlock = 256;
+
+// The number of blocks for `items` work items, checked against the grid's limit.
+inline unsigned int blocks_for(uint64_t items, Pass pass, int64_t numel) {
+  const uint64_t blocks = (items + kThreadsPerBlock - 1) / kThreadsPerBlock;
+  TORCH_CHECK(blocks <= std::numeric_limits<int32_t>::max(), op_name(pass), ": tensor of ", numel,
+              " elements is too large for one kernel launch");
+  return static_cast<unsigned int>(blocks);
+}
+
+// Thread `thread` of block `block` of a row-pair kernel: its work item, where the grid has one
+// there (the last block's tail has none). The __global__ wrappers call this with blockIdx.x and
+// threadIdx.x, and the host test with every (block, thread) of the launch, so both walk one grid.
+template <Pass kPass, typename T, typename U, int V, Access A, bool kUnitInner>
+C10_HOST_DEVICE inline void row_pair_thread(const T* __restrict__ in, T* __restrict__ out, const GridParams<U>& p,
+                                            U block, U thread) {
+  const U item = block * static_cast<U>(kThreadsPerBlock) + thread;
+  if (item < p.items) {
+    run_item<kPass, T, U, V, A, kUnitInner>(in, out, p, item);
+  }
+}
+
+// The same for a window kernel, whose work items are elements.
+template <Pass kPass, typename T, typename U>
+C10_HOST_DEVICE inline void window_thread(const T* __restrict__ in, T* __restrict__ out, const WindowParams<U>& p,
+                                          U block, U thread) {
+  const U element = block * static_cast<U>(kThreadsPerBlock) + thread;
+  if (element < p.items) {
+    window_item<kPass, T, U>(in, out, p, element);
   }
 }
 

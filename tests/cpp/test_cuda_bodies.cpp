@@ -1,9 +1,13 @@
 // The CUDA kernels' per-thread code (csrc/cuda/npr_cuda_kernel.h), compiled with the host
-// compiler and run here, item by item, for every instance the launcher can choose: forward and
-// backward x float32, float64, float16, bfloat16 x every pack width and the element path x NCHW
-// and channels_last x 32- and 64-bit indices, and the window kernels (any other window and
-// anchor) x 32- and 64-bit indices, over tests/kernel_shapes.txt, on inputs with NaN,
-// Inf and -0, into NaN-poisoned outputs, compared bit for bit with the CPU op. Also: the fast
+// compiler and run here for every instance the launcher can choose, and for the one it chooses:
+// forward and backward x float32, float64, float16, bfloat16 x every pack width and the element
+// path x NCHW and channels_last x 32- and 64-bit indices, and the window kernels (any other
+// window and anchor) x 32- and 64-bit indices, over tests/kernel_shapes.txt, on inputs with NaN,
+// Inf and -0, into NaN-poisoned outputs, compared bit for bit with the CPU op. Each run walks the
+// launch's grid as the device would (blocks_for's block count, kThreadsPerBlock threads, the
+// kernels' own thread-to-item step and guard) and counts every element stored: each output
+// element must be written exactly once, and nothing past the output (the buffers have slack
+// there). Every pack access must be aligned to its size, as a GPU requires. Also: the fast
 // divider against `/`, and the launcher's choice of instance. Run by ctest, so by CI.
 //
 //   test_cuda_bodies SHAPES_FILE
@@ -71,8 +75,12 @@ std::vector<Case> read_cases(const char* path) {
   return cases;
 }
 
+// Elements past a tensor of case `c` that a grid without its guard could reach: the last block's
+// tail of items, each at most a row pair or a window's rows on, or a plane on for odd heights.
+int64_t slack_elements(const Case& c) { return (2 * kThreadsPerBlock + c.h + 16) * c.w * c.c + 4096; }
+
 // Random values with NaN, +-Inf and -0 sprinkled in, as `dtype`, starting `offset` elements
-// after a 64-byte aligned allocation, in the case's memory layout.
+// after a 64-byte aligned allocation, in the case's memory layout, with slack_elements after it.
 at::Tensor make_input(const Case& c, at::ScalarType dtype, std::mt19937& rng) {
   const int64_t numel = c.n * c.c * c.h * c.w;
   at::Tensor values = at::randn({numel}, at::kDouble);
@@ -83,7 +91,7 @@ at::Tensor make_input(const Case& c, at::ScalarType dtype, std::mt19937& rng) {
       v[i] = specials[rng() % 5];
     }
   }
-  at::Tensor storage = at::empty({numel + c.offset + 64}, at::TensorOptions().dtype(dtype));
+  at::Tensor storage = at::zeros({numel + c.offset + 64 + slack_elements(c)}, at::TensorOptions().dtype(dtype));
   const auto misalignment = reinterpret_cast<uintptr_t>(storage.data_ptr()) % 64;
   const int64_t start = (misalignment == 0 ? 0 : (64 - misalignment) / storage.element_size()) + c.offset;
   at::Tensor flat = storage.narrow(0, start, numel);
@@ -124,23 +132,73 @@ std::string describe(const KernelChoice& c) {
          (c.unit_inner ? " NCHW" : " channels_last") + (c.index32 ? " int32" : " int64");
 }
 
-// Runs every work item of instance `choice` of `pass` on the host, into `layout.output`.
+// A NaN-poisoned output for `layout` at the start of a buffer with slack_elements after it, so
+// that a store past the output lands in memory of the test's own.
+at::Tensor poisoned_output(const Case& c, const PlaneLayout& layout) {
+  const int64_t numel = layout.input.numel();
+  const at::Tensor flat = at::full({numel + slack_elements(c)}, NAN, layout.input.options());
+  const at::Tensor out = flat.narrow(0, 0, numel);
+  return c.channels_last ? out.view({c.n, c.h, c.w, c.c}).permute({0, 3, 1, 2}) : out.view({c.n, c.c, c.h, c.w});
+}
+
+// Calls thread(block, thread) for every thread of a launch over `items` work items, as the
+// launcher sizes it.
+template <typename U, typename Thread>
+void walk_grid(uint64_t items, Pass pass, const Thread& thread) {
+  const U blocks = blocks_for(items, pass, static_cast<int64_t>(items));
+  for (U block = 0; block < blocks; ++block) {
+    for (U t = 0; t < static_cast<U>(kThreadsPerBlock); ++t) {
+      thread(block, t);
+    }
+  }
+}
+
+// Runs `grid` (a walk over every thread of a launch) into `output` with every store counted;
+// checks that no pack access was misaligned, that each output element was written exactly once
+// and nothing else, and returns whether all that held. `what` names the run in failures.
+template <typename Grid>
+bool run_counted(const at::Tensor& output, const std::string& what, const Grid& grid) {
+  HostStores stores;
+  stores.begin = reinterpret_cast<uintptr_t>(output.data_ptr());
+  stores.element_size = output.element_size();
+  stores.counts.assign(output.numel(), 0);
+  host_stores() = &stores;
+  try {
+    grid();
+  } catch (const MisalignedPack& e) {
+    host_stores() = nullptr;
+    check(false, what + ": " + e.what());
+    return false;
+  }
+  host_stores() = nullptr;
+  const auto written = std::count(stores.counts.begin(), stores.counts.end(), 1);
+  const bool once = written == output.numel() && stores.outside == 0;
+  check(once, what + ": every output element written exactly once (" + std::to_string(written) + " of " +
+                  std::to_string(output.numel()) + " once, " + std::to_string(stores.outside) + " stores outside)");
+  return once;
+}
+
+// Runs instance `choice` of `pass` on the host, every thread of its launch, into `layout.output`.
 template <typename T>
-void run_grid(Pass pass, const KernelChoice& choice, const PlaneLayout& layout) {
+bool run_grid(Pass pass, const KernelChoice& choice, const PlaneLayout& layout, const std::string& what) {
   const T* in = layout.input.const_data_ptr<T>();
   T* out = layout.output.mutable_data_ptr<T>();
+  bool ok = true;
   with_instance<T>(choice, [&](auto instance) {
     using I = decltype(instance);
     using U = typename I::U;
     const auto params = make_grid_params<U>(layout.planes, layout.height, layout.width, layout.inner, I::V);
-    for (U item = 0; item < params.items; ++item) {
-      if (pass == Pass::kForward) {
-        run_item<Pass::kForward, T, U, I::V, I::A, I::kUnitInner>(in, out, params, item);
-      } else {
-        run_item<Pass::kBackward, T, U, I::V, I::A, I::kUnitInner>(in, out, params, item);
-      }
-    }
+    ok = run_counted(layout.output, what, [&] {
+      walk_grid<U>(params.items, pass, [&](U block, U thread) {
+        if (pass == Pass::kForward) {
+          row_pair_thread<Pass::kForward, T, U, I::V, I::A, I::kUnitInner>(in, out, params, block, thread);
+        } else {
+          row_pair_thread<Pass::kBackward, T, U, I::V, I::A, I::kUnitInner>(in, out, params, block, thread);
+        }
+      });
+    });
   });
+  return ok;
 }
 
 // The CPU kernels, through the dispatcher.
@@ -149,6 +207,28 @@ at::Tensor cpu_op(Pass pass, const at::Tensor& x, const Window& w) {
                       .findSchemaOrThrow(pass == Pass::kForward ? "npr_cuda::npr" : "npr_cuda::npr_backward", "")
                       .typed<at::Tensor(const at::Tensor&, at::IntArrayRef, at::IntArrayRef)>();
   return op.call(x, {w.rows, w.cols}, {w.anchor_row, w.anchor_col});
+}
+
+std::string window_name(const Window& w) {
+  return "window " + std::to_string(w.rows) + "x" + std::to_string(w.cols) + " anchor (" +
+         std::to_string(w.anchor_row) + ", " + std::to_string(w.anchor_col) + ")";
+}
+
+// Window kernel `pass` for `w` on the host, every thread of its launch, into `layout.output`.
+template <typename T, typename U>
+bool run_window_grid(Pass pass, const Window& w, const PlaneLayout& layout, const std::string& what) {
+  const T* in = layout.input.const_data_ptr<T>();
+  T* out = layout.output.mutable_data_ptr<T>();
+  const auto p = make_window_params<U>(layout.planes, layout.height, layout.width, layout.inner, w);
+  return run_counted(layout.output, what, [&] {
+    walk_grid<U>(p.items, pass, [&](U block, U thread) {
+      if (pass == Pass::kForward) {
+        window_thread<Pass::kForward, T, U>(in, out, p, block, thread);
+      } else {
+        window_thread<Pass::kBackward, T, U>(in, out, p, block, thread);
+      }
+    });
+  });
 }
 
 // The window kernels (any window but the default): every element of `x`, for 32- and 64-bit
@@ -161,51 +241,45 @@ void check_window_instances(const Case& c, at::ScalarType dtype, std::mt19937& r
       const at::Tensor expected = cpu_op(pass, x, w);
       PlaneLayout layout = prepare_planes(x, op_name(pass));
       for (const bool index32 : {true, false}) {
-        layout.output.fill_(NAN);
-        AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "window_item", [&] {
-          const auto run = [&](auto index) {
-            using U = decltype(index);
-            const auto p = make_window_params<U>(layout.planes, layout.height, layout.width, layout.inner, w);
-            for (U e = 0; e < p.items; ++e) {
-              if (pass == Pass::kForward) {
-                window_item<Pass::kForward>(layout.input.const_data_ptr<scalar_t>(),
-                                            layout.output.mutable_data_ptr<scalar_t>(), p, e);
-              } else {
-                window_item<Pass::kBackward>(layout.input.const_data_ptr<scalar_t>(),
-                                             layout.output.mutable_data_ptr<scalar_t>(), p, e);
-              }
-            }
-          };
-          index32 ? run(uint32_t{}) : run(uint64_t{});
+        layout.output = poisoned_output(c, layout);
+        const std::string what = std::string(op_name(pass)) + " " + c10::toString(dtype) + " " + c.name() + ", " +
+                                 window_name(w) + (index32 ? " int32" : " int64");
+        bool ran = false;
+        AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "window_thread", [&] {
+          ran = index32 ? run_window_grid<scalar_t, uint32_t>(pass, w, layout, what)
+                        : run_window_grid<scalar_t, uint64_t>(pass, w, layout, what);
         });
-        check(bitwise_equal(layout.output, expected),
-              std::string(op_name(pass)) + " " + c10::toString(dtype) + " " + c.name() + ", window " +
-                  std::to_string(w.rows) + "x" + std::to_string(w.cols) + " anchor (" + std::to_string(w.anchor_row) +
-                  ", " + std::to_string(w.anchor_col) + ")" + (index32 ? " int32" : " int64") +
-                  ": equals the CPU op bit for bit");
+        check(ran && bitwise_equal(layout.output, expected), what + ": equals the CPU op bit for bit");
       }
     }
   }
 }
 
+// Every instance that could run on the case, and the one the launcher chooses (run even if it
+// is not among them, so that a wrong choice fails where the device would: in its accesses).
 void check_instances(const Case& c, at::ScalarType dtype, std::mt19937& rng) {
   const at::Tensor x = make_input(c, dtype, rng);
   for (const Pass pass : {Pass::kForward, Pass::kBackward}) {
     const at::Tensor expected = cpu_op(pass, x, Window{});
     PlaneLayout layout = prepare_planes(x, op_name(pass));
     check(layout.input.data_ptr() == x.data_ptr(), "the layout reads the input in place, " + c.name());
+    layout.output = poisoned_output(c, layout);
     const KernelChoice chosen = choose_kernel(x.element_size(), layout.row_length(), layout.inner, x.numel(),
                                               reinterpret_cast<uintptr_t>(layout.input.data_ptr()),
                                               reinterpret_cast<uintptr_t>(layout.output.data_ptr()));
-    const std::vector<KernelChoice> choices = valid_choices(layout, x.element_size());
-    check(std::find(choices.begin(), choices.end(), chosen) != choices.end(), "the launcher's choice is valid");
+    std::vector<KernelChoice> choices = valid_choices(layout, x.element_size());
+    const std::string where = std::string(op_name(pass)) + " " + c10::toString(dtype) + " " + c.name();
+    if (std::find(choices.begin(), choices.end(), chosen) == choices.end()) {
+      check(false, where + ": the launcher's choice, " + describe(chosen) + ", is not valid here");
+      choices.push_back(chosen);
+    }
     for (const KernelChoice& choice : choices) {
-      layout.output.fill_(NAN);  // an element the instance does not write stays NaN
+      layout.output = poisoned_output(c, layout);  // an element the instance does not write stays NaN
+      const std::string what = where + ", instance " + describe(choice) + (choice == chosen ? " (chosen)" : "");
+      bool ran = false;
       AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, dtype, "run_grid",
-                                      [&] { run_grid<scalar_t>(pass, choice, layout); });
-      check(bitwise_equal(layout.output, expected), std::string(op_name(pass)) + " " + c10::toString(dtype) + " " +
-                                                        c.name() + ", instance " + describe(choice) +
-                                                        ": equals the CPU op bit for bit");
+                                      [&] { ran = run_grid<scalar_t>(pass, choice, layout, what); });
+      check(ran && bitwise_equal(layout.output, expected), what + ": equals the CPU op bit for bit");
     }
   }
 }
