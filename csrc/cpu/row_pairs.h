@@ -98,10 +98,12 @@ void forward_spread(const scalar_t* row, const scalar_t* even, scalar_t* out, in
 // Backward of an NCHW row pair of `length` columns: chunks of the pair path over the whole
 // blocks, the last one moved back to end with them (cover), scalar where the row is shorter than
 // a chunk and at a last odd column (an anchor with no right neighbour). The chunk is forced inline
-// (as is cover): out of line, it reloaded the row pointers at every chunk.
+// (as is cover): out of line, it reloaded the row pointers at every chunk. The function itself is
+// kept out of run_row_pairs' task loop: inlined there, the float32 backward at 32x3x224x224
+// measured slower (bench/RESULTS.md, "Build").
 template <typename scalar_t>
-void backward_nchw_pair(const scalar_t* even, const scalar_t* odd, scalar_t* out_even, scalar_t* out_odd,
-                        int64_t length) {
+C10_NOINLINE void backward_nchw_pair(const scalar_t* even, const scalar_t* odd, scalar_t* out_even, scalar_t* out_odd,
+                                     int64_t length) {
   using compute_t = opmath_t<scalar_t>;
   const auto scalar = [&](int64_t c) {
     out_even[c] = even[c];
