@@ -13,6 +13,7 @@
 
 #include "../npr.h"
 #include "npr_cuda_kernel.h"
+#include "window_kernel.h"
 
 namespace npr_cuda::cuda {
 namespace {

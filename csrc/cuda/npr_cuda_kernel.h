@@ -353,82 +353,6 @@ C10_HOST_DEVICE inline void run_item(const T* __restrict__ in, T* __restrict__ o
   }
 }
 
-// -------------------------------------------------------------------------- any other window
-
-// One element per work item: its anchor by the rule of npr_rule.h, with five precomputed
-// divisions. (The default 2x2 window has the vectorised row-pair kernels above.)
-template <typename U>
-struct WindowParams {
-  U items;  // elements
-  U height;
-  U width;
-  U inner;
-  U row_length;
-  U rows;  // the window and its anchor
-  U cols;
-  U anchor_row;
-  U anchor_col;
-  FastDivider<U> row_of_element;   // row_length
-  FastDivider<U> plane_of_row;     // height
-  FastDivider<U> pixel_of_column;  // inner
-  FastDivider<U> window_of_row;    // rows
-  FastDivider<U> window_of_pixel;  // cols
-};
-
-template <typename U>
-WindowParams<U> make_window_params(int64_t planes, int64_t height, int64_t width, int64_t inner, const Window& w) {
-  WindowParams<U> p;
-  p.items = static_cast<U>(planes * height * width * inner);
-  p.height = static_cast<U>(height);
-  p.width = static_cast<U>(width);
-  p.inner = static_cast<U>(inner);
-  p.row_length = static_cast<U>(width * inner);
-  p.rows = static_cast<U>(w.rows);
-  p.cols = static_cast<U>(w.cols);
-  p.anchor_row = static_cast<U>(w.anchor_row);
-  p.anchor_col = static_cast<U>(w.anchor_col);
-  p.row_of_element = FastDivider<U>(p.row_length);
-  p.plane_of_row = FastDivider<U>(p.height);
-  p.pixel_of_column = FastDivider<U>(p.inner);
-  p.window_of_row = FastDivider<U>(p.rows);
-  p.window_of_pixel = FastDivider<U>(p.cols);
-  return p;
-}
-
-template <Pass kPass, typename T, typename U>
-C10_HOST_DEVICE inline void window_item(const T* __restrict__ in, T* __restrict__ out, const WindowParams<U>& p,
-                                        U element) {
-  using opmath_t = at::opmath_type<T>;
-  const U row = p.row_of_element.div(element);  // across planes
-  const U column = element - row * p.row_length;
-  const U plane = p.plane_of_row.div(row);
-  const U h = row - plane * p.height;
-  const U w = p.pixel_of_column.div(column);
-  const U i = column - w * p.inner;
-  const U first_row = p.window_of_row.div(h) * p.rows;
-  const U first_col = p.window_of_pixel.div(w) * p.cols;
-  const U anchor_h = clamped_anchor(first_row, p.anchor_row, p.height);
-  const U anchor_w = clamped_anchor(first_col, p.anchor_col, p.width);
-  const U anchor = (plane * p.height + anchor_h) * p.row_length + anchor_w * p.inner + i;
-  T value;
-  if constexpr (kPass == Pass::kForward) {
-    value = residual(in[element], in[anchor]);
-  } else if (anchor != element) {
-    value = in[element];
-  } else {
-    const U first = (plane * p.height + first_row) * p.row_length + first_col * p.inner + i;
-    const auto load = [&](int64_t dh, int64_t dw) -> opmath_t {
-      return static_cast<opmath_t>(in[first + static_cast<U>(dh) * p.row_length + static_cast<U>(dw) * p.inner]);
-    };
-    const U rows = p.height - first_row < p.rows ? p.height - first_row : p.rows;
-    const U cols = p.width - first_col < p.cols ? p.width - first_col : p.cols;
-    const opmath_t sum = window_sum<opmath_t>(load, static_cast<int64_t>(rows), static_cast<int64_t>(cols));
-    value = static_cast<T>(anchor_gradient<T>(static_cast<opmath_t>(in[element]), sum));
-  }
-  out[element] = value;
-  note_stores(out + element, 1);
-}
-
 // -------------------------------------------------------------------------------- the grid
 
 // Threads per block of every kernel; the launcher gives each launch blocks_for(items) blocks.
@@ -451,16 +375,6 @@ C10_HOST_DEVICE inline void row_pair_thread(const T* __restrict__ in, T* __restr
   const U item = block * static_cast<U>(kThreadsPerBlock) + thread;
   if (item < p.items) {
     run_item<kPass, T, U, V, A, kUnitInner>(in, out, p, item);
-  }
-}
-
-// The same for a window kernel, whose work items are elements.
-template <Pass kPass, typename T, typename U>
-C10_HOST_DEVICE inline void window_thread(const T* __restrict__ in, T* __restrict__ out, const WindowParams<U>& p,
-                                          U block, U thread) {
-  const U element = block * static_cast<U>(kThreadsPerBlock) + thread;
-  if (element < p.items) {
-    window_item<kPass, T, U>(in, out, p, element);
   }
 }
 

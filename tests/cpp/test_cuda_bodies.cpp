@@ -25,6 +25,7 @@
 #include <vector>
 
 #include "../../csrc/cuda/npr_cuda_kernel.h"
+#include "../../csrc/cuda/window_kernel.h"
 
 using namespace npr_cuda;
 using namespace npr_cuda::cuda;
@@ -76,8 +77,14 @@ std::vector<Case> read_cases(const char* path) {
 }
 
 // Elements past a tensor of case `c` that a grid without its guard could reach: the last block's
-// tail of items, each at most a row pair or a window's rows on, or a plane on for odd heights.
-int64_t slack_elements(const Case& c) { return (2 * kThreadsPerBlock + c.h + 16) * c.w * c.c + 4096; }
+// tail of up to kThreadsPerBlock - 1 items, which for the row-pair kernels lie a few row pairs on
+// and for the window kernels (windows up to 8 x 8 here, one item per window and channel) up to
+// that many items' planes on.
+int64_t slack_elements(const Case& c) {
+  const int64_t fewest_items_per_plane = ((c.h + 7) / 8) * ((c.w + 7) / 8) * (c.channels_last ? c.c : 1);
+  const int64_t planes = (kThreadsPerBlock - 1) / fewest_items_per_plane + 2;
+  return (planes * c.h + 4) * c.w * c.c + 8192;
+}
 
 // Random values with NaN, +-Inf and -0 sprinkled in, as `dtype`, starting `offset` elements
 // after a 64-byte aligned allocation, in the case's memory layout, with slack_elements after it.
