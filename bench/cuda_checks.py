@@ -1,6 +1,6 @@
 """The CUDA kernels checked on a GPU, step by step for bench/gpu_session.sh.
 
-    python bench/cuda_checks.py parity        # every instance: bitwise vs the CPU op, vs the official formula
+    python bench/cuda_checks.py parity        # every instance, bitwise vs the rule, the official formula, the CPU op
     python bench/cuda_checks.py launch-each   # each instance once, small (for compute-sanitizer)
     python bench/cuda_checks.py large         # > 2^31 elements (64-bit indices): first and last rows
     python bench/cuda_checks.py kernels       # kernel launches per call, from the profiler
@@ -8,8 +8,10 @@
 
 The cases are tests/kernel_shapes.txt's, the list the host test of the kernel bodies runs
 (tests/cpp/test_cuda_bodies.cpp): between them they steer the launcher to every pack width and
-the element path, NCHW and channels_last. `--device cpu` runs the same code on the CPU, to try
-the script on a machine without a GPU. Exits 1 when a check fails.
+the element path, NCHW and channels_last. Every result is compared only with what it is not: the
+pure-PyTorch rule, the official formula and, for a GPU's result, the CPU op. `--device cpu` runs
+the same code on the CPU, to try the script on a machine without a GPU. Exits 1 when a check
+fails.
 """
 
 import argparse
@@ -21,7 +23,8 @@ import sys
 import torch
 
 import npr_cuda
-from npr_cuda.testing import bit_differences, official_expected, official_gradient, with_special_values
+from npr_cuda.reference import npr_reference
+from npr_cuda.testing import bit_differences, official_expected, official_gradient, window_gradient, with_special_values
 
 DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
 SHAPES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "kernel_shapes.txt")
@@ -64,54 +67,72 @@ class Report:
         self.failures += not ok
 
 
-# Windows and anchors other than the default (the window kernels), checked against the CPU op.
+# Windows and anchors other than the default (the window kernels).
 WINDOWS = [((2, 2), (1, 1)), ((3, 3), (1, 2)), ((4, 4), (3, 3)), ((8, 8), (7, 0)), ((2, 3), (1, 2))]
 
 
+def references(op, x, window, anchor, on_gpu):
+    """(name, expected, zero signs may differ) for op(x, window, anchor): each reference the
+    result is not itself. The pure-PyTorch rule (npr_reference, window_gradient) always; the
+    official formula for the default window; the CPU op where x is on a GPU."""
+    x_cpu = x.cpu()
+    default = tuple(window) == (2, 2) and tuple(anchor) == (0, 0)
+    found = []
+    if op is npr_cuda.npr:
+        found.append(("the pure-PyTorch rule", npr_reference(x_cpu, window, anchor), False))
+        if default:
+            found.append(("the official formula's values", official_expected(x_cpu), False))
+    else:
+        found.append(("the rule spelled out", window_gradient(x_cpu.contiguous(), window, anchor), False))
+        if default:
+            found.append(("the official formula's autograd", official_gradient(torch.zeros_like(x_cpu), x_cpu), True))
+    if on_gpu:
+        found.append(("the CPU op", op(x_cpu, window, anchor), False))
+    return found
+
+
 def parity(args, report, gen):
+    """Every case of tests/kernel_shapes.txt, every dtype, both ops, the default window and
+    WINDOWS: bitwise against each of references(). launch-each: one launch of each, unchecked
+    beyond the CPU op (for compute-sanitizer)."""
+    on_gpu = args.device != "cpu"
     for shape, channels_last, offset in read_cases():
         for dtype in DTYPES:
             x = make_input(shape, channels_last, offset, dtype, args.device, gen)
             name = f"{str(dtype)[6:]} {'x'.join(map(str, shape))} {'NHWC' if channels_last else 'NCHW'} +{offset}"
-            for window, anchor in WINDOWS:
+            for window, anchor in [((2, 2), (0, 0)), *WINDOWS]:
                 for op in (npr_cuda.npr, npr_cuda.npr_backward):
-                    differ, _ = same_bits(op(x, window, anchor), op(x.cpu(), window, anchor))
-                    report.check(
-                        differ == 0,
-                        f"{op.__name__} window {window} anchor {anchor} {name}: bitwise equal to the CPU op",
-                    )
-            for op, reference in ((npr_cuda.npr, official_expected), (npr_cuda.npr_backward, None)):
-                out = op(x)
-                differ, _ = same_bits(out, op(x.cpu()))
-                report.check(differ == 0, f"{op.__name__} {name}: bitwise equal to the CPU op ({differ} differ)")
-                if args.launch_each_only:
-                    continue
-                if reference is not None:
-                    expected = reference(x)
-                else:
-                    expected = official_gradient(torch.zeros_like(x), x)
-                differ, zero_sign = same_bits(out, expected)
-                report.check(
-                    differ == zero_sign,
-                    f"{op.__name__} {name}: equal to the official formula's "
-                    f"{'values' if reference else 'autograd'} ({differ - zero_sign} differ, "
-                    f"{zero_sign} only in a zero's sign)",
-                )
+                    out = op(x, window, anchor)
+                    if args.launch_each_only:
+                        continue
+                    for what, expected, zero_sign_free in references(op, x, window, anchor, on_gpu):
+                        differ, zero_sign = same_bits(out, expected)
+                        ok = differ == (zero_sign if zero_sign_free else 0)
+                        report.check(
+                            ok,
+                            f"{op.__name__} window {window} anchor {anchor} {name}: bitwise equal to {what} "
+                            f"({differ} differ, {zero_sign} only in a zero's sign)",
+                        )
 
 
 def large(args, report, gen):
     """bfloat16, 2 x 32768 x 32770 = 2^31 + 131072 elements: the 64-bit index path."""
     shape = (1, 2, 32768, 32770) if args.device != "cpu" else (1, 2, 64, 66)
     x = torch.randn(shape, generator=gen).to(torch.bfloat16).to(args.device)
+    on_gpu = args.device != "cpu"
     print(f"{math.prod(shape)} elements ({'more' if math.prod(shape) > 2**31 else 'fewer'} than 2^31)")
     for op in (npr_cuda.npr, npr_cuda.npr_backward):
         out = op(x)
         for plane in (0, shape[1] - 1):
             for rows in (slice(0, 4), slice(shape[2] - 4, shape[2])):
                 got = out[0, plane, rows]
-                expected = op(x[0, plane, rows].cpu())  # whole row pairs: the rule is local to them
-                differ, _ = same_bits(got, expected)
-                report.check(differ == 0, f"{op.__name__}: plane {plane}, rows {rows.start}-{rows.stop - 1} bitwise")
+                # Whole row pairs: the rule is local to them.
+                for what, expected, zero_sign_free in references(op, x[0, plane, rows], (2, 2), (0, 0), on_gpu):
+                    differ, zero_sign = same_bits(got, expected)
+                    report.check(
+                        differ == (zero_sign if zero_sign_free else 0),
+                        f"{op.__name__}: plane {plane}, rows {rows.start}-{rows.stop - 1} bitwise equal to {what}",
+                    )
         del out
 
 

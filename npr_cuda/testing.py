@@ -1,6 +1,7 @@
 """What checking the op takes, written once for the tests (tests/helpers) and the GPU checks
-(bench/cuda_checks.py): the official formula at any size and its gradient, bit-for-bit
-comparison, inputs with NaN, Inf and signed zeros, and poisoned output memory. Needs torch only."""
+(bench/cuda_checks.py): the official formula at any size and its gradient, any window's backward
+spelled out, bit-for-bit comparison, inputs with NaN, Inf and signed zeros, and poisoned output
+memory. Needs torch only."""
 
 import math
 
@@ -77,3 +78,29 @@ def on_poisoned_memory(fn, x):
     finally:
         torch.utils.deterministic.fill_uninitialized_memory = fill
         torch.use_deterministic_algorithms(enabled, warn_only=warn_only)
+
+
+def window_gradient(grad, window, anchor):
+    """The generalised backward rule, spelled out: the gradient passes through; at each window's
+    anchor it is g minus the window's sum, accumulated in opmath (float32 for 16-bit dtypes) in
+    row-major order and rounded to the dtype first. The additions run in that order for all
+    windows at once (one elementwise add per window position), so every sum is the sequential one."""
+    (lh, lw) = (window, window) if isinstance(window, int) else window
+    r, c = anchor
+    height, width = grad.shape[-2:]
+    opmath = torch.float64 if grad.dtype == torch.float64 else torch.float32
+    g = grad.to(opmath)
+    nh, nw = -(-height // lh), -(-width // lw)
+    total = None
+    for dh in range(lh):
+        for dw in range(lw):
+            rows, cols = torch.arange(nh) * lh + dh, torch.arange(nw) * lw + dw
+            values = g.index_select(-2, rows.clamp(max=height - 1)).index_select(-1, cols.clamp(max=width - 1))
+            inside = (rows < height)[:, None] & (cols < width)[None, :]
+            total = values if total is None else torch.where(inside, total + values, total)
+    anchor_rows = torch.clamp(torch.arange(nh) * lh + r, max=height - 1)
+    anchor_cols = torch.clamp(torch.arange(nw) * lw + c, max=width - 1)
+    at_anchors = g.index_select(-2, anchor_rows).index_select(-1, anchor_cols)
+    out = grad.clone()
+    out[..., anchor_rows[:, None], anchor_cols[None, :]] = (at_anchors - total.to(grad.dtype).to(opmath)).to(grad.dtype)
+    return out

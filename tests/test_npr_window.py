@@ -7,12 +7,12 @@ import re
 import pytest
 import torch
 import torch.nn.functional as F
-from helpers.tensors import DEVICES, DTYPES, make_input, window_gradient_loop
+from helpers.tensors import DEVICES, DTYPES, make_input
 from torch._subclasses.fake_tensor import FakeTensorMode
 
 from npr_cuda import npr, npr_backward
 from npr_cuda.reference import author_padding_npr, author_unfold_npr, npr_reference
-from npr_cuda.testing import assert_bitwise_equal, on_poisoned_memory
+from npr_cuda.testing import assert_bitwise_equal, on_poisoned_memory, window_gradient
 
 # (window, anchor): the default, other anchors of 2, the ablation's 3, 4 and 8, 1 (NPR = 0),
 # non-square windows.
@@ -45,7 +45,7 @@ def test_both_passes_follow_the_rule_bitwise(device, dtype, window, anchor, size
     assert_bitwise_equal(on_poisoned_memory(lambda t: npr(t, window, anchor), x), expected)
     assert_bitwise_equal(author_padding_npr(x, window, anchor), expected)
     gradient = on_poisoned_memory(lambda t: npr_backward(t, window, anchor), x)
-    assert_bitwise_equal(gradient, window_gradient_loop(x.contiguous(), window, anchor))
+    assert_bitwise_equal(gradient, window_gradient(x.contiguous(), window, anchor))
 
 
 @pytest.mark.parametrize("device", DEVICES)
@@ -64,7 +64,7 @@ def test_subnormals_follow_the_rule_bitwise(device, dtype, window, anchor, layou
     assert ((expected.abs() < tiny) & (expected != 0)).any()
     assert_bitwise_equal(on_poisoned_memory(lambda t: npr(t, window, anchor), x), expected)
     gradient = on_poisoned_memory(lambda t: npr_backward(t, window, anchor), x)
-    expected_gradient = window_gradient_loop(x.contiguous(), window, anchor)
+    expected_gradient = window_gradient(x.contiguous(), window, anchor)
     assert ((expected_gradient.abs() < tiny) & (expected_gradient != 0)).any()
     assert_bitwise_equal(gradient, expected_gradient)
 
@@ -79,7 +79,7 @@ def test_backward_of_channels_last_pixels_of_2_to_16_elements(device, dtype, cha
     the row with its per-element sums."""
     x = make_input((2, channels, 9, 300), dtype, device, "channels_last", gen)
     gradient = on_poisoned_memory(lambda t: npr_backward(t, window, anchor), x)
-    assert_bitwise_equal(gradient, window_gradient_loop(x.contiguous(), window, anchor))
+    assert_bitwise_equal(gradient, window_gradient(x.contiguous(), window, anchor))
 
 
 @pytest.mark.parametrize("device", DEVICES)
