@@ -59,8 +59,10 @@ class CMakeBuild(build_ext):
         ]  # fmt: skip
         if shutil.which("ninja"):
             configure += ["-G", "Ninja"] if not os.path.exists(os.path.join(build_dir, "CMakeCache.txt")) else []
-        arch_list = os.environ.get("TORCH_CUDA_ARCH_LIST") or (visible_gpu_arch_list() if mode != "0" else None)
-        configure.append(f"-DTORCH_CUDA_ARCH_LIST={arch_list or ''}")
+        visible = visible_gpu_arch_list() if mode != "0" else None
+        if mode == "auto" and visible:  # a GPU is there: its kernels, or a build error that says why
+            configure += ["-DNPR_BUILD_CUDA=ON", "-DNPR_CUDA_REQUIRED_BY=a GPU is visible (NPR_BUILD_CUDA=auto), but"]
+        configure.append(f"-DTORCH_CUDA_ARCH_LIST={os.environ.get('TORCH_CUDA_ARCH_LIST') or visible or ''}")
         subprocess.run(configure, check=True)
         jobs = os.environ.get("MAX_JOBS") or str(os.cpu_count() or 1)
         subprocess.run(["cmake", "--build", build_dir, "--target", "_C", "-j", jobs], check=True)

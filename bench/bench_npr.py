@@ -326,13 +326,28 @@ def markdown_table(rows) -> str:
     return "\n".join(lines)
 
 
+def default_devices():
+    """The CPU, and the GPU where one is visible and this build has the CUDA kernels; a visible GPU
+    without them is said in one line, and its rows are left out."""
+    if not torch.cuda.is_available():
+        return ["cpu"]
+    if not npr_cuda.cuda_kernels_built():
+        print(
+            "bench_npr: a GPU is visible, but this npr_cuda build has no CUDA kernels: CUDA rows skipped "
+            "(rebuild with NPR_BUILD_CUDA=1 pip install --no-build-isolation -e .)",
+            file=sys.stderr,
+        )
+        return ["cpu"]
+    return ["cpu", "cuda"]
+
+
 def main(argv=None):
     args = parse_args(argv)
     if sys.platform == "linux" and not args.system_allocator and "GLIBC_TUNABLES" not in os.environ:
         os.execve(
             sys.executable, [sys.executable, *sys.argv], {**os.environ, "GLIBC_TUNABLES": GLIBC_KEEP_FREED_MEMORY}
         )
-    devices = args.devices.split(",") if args.devices else ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    devices = args.devices.split(",") if args.devices else default_devices()
     shapes = (
         [tuple(int(n) for n in s.split("x")) for s in args.shapes.split(",")]
         if args.shapes

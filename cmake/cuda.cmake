@@ -2,11 +2,14 @@
 # enables CUDA with the toolkit found and the architectures asked for. Sets NPR_WITH_CUDA and
 # NPR_CUDA_ARCH_LIST.
 #
-# The toolkit: CUDA_HOME or CUDA_PATH if set, else the real prefix of the nvcc on PATH (its
-# `--dryrun` prints the toolkit's TOP, right even when that nvcc is a wrapper script elsewhere),
-# else /usr/local/cuda. Its version must be the one torch was built with (major.minor).
+# The toolkit must be of the version torch was built with (major.minor). A system one wins:
+# CUDA_HOME or CUDA_PATH if set, else the real prefix of the nvcc on PATH (its `--dryrun` prints
+# the toolkit's TOP, right even when that nvcc is a wrapper script elsewhere), else
+# /usr/local/cuda; one of another version is reported and not used. Else NVIDIA's toolkit as pip
+# packages (cuda-toolkit[nvcc,cccl], in requirements.txt), mended in the build folder.
 
-function(npr_find_cuda_toolkit out_root out_why)
+# The system toolkit's prefix, or "".
+function(npr_system_cuda_toolkit out_root)
   set(root "")
   foreach(var CUDA_HOME CUDA_PATH)
     if(NOT root AND DEFINED ENV{${var}} AND NOT "$ENV{${var}}" STREQUAL "")
@@ -25,18 +28,80 @@ function(npr_find_cuda_toolkit out_root out_why)
       set(root /usr/local/cuda)
     endif()
   endif()
-  if(NOT root OR NOT EXISTS "${root}/bin/nvcc")
-    set(${out_why} "no CUDA toolkit found (no nvcc on PATH, CUDA_HOME unset)" PARENT_SCOPE)
-    return()
-  endif()
-  execute_process(COMMAND "${root}/bin/nvcc" --version OUTPUT_VARIABLE version_text)
-  string(REGEX MATCH "release ([0-9]+\\.[0-9]+)" _ "${version_text}")
-  if(NOT CMAKE_MATCH_1 VERSION_EQUAL TORCH_CUDA_VERSION)
-    set(${out_why} "the CUDA toolkit at ${root} is ${CMAKE_MATCH_1}, torch was built with ${TORCH_CUDA_VERSION}"
-        PARENT_SCOPE)
-    return()
-  endif()
   set(${out_root} "${root}" PARENT_SCOPE)
+endfunction()
+
+# The release (major.minor) of the nvcc at `root`, or "".
+function(npr_nvcc_release root out_release)
+  set(release "")
+  if(EXISTS "${root}/bin/nvcc")
+    execute_process(COMMAND "${root}/bin/nvcc" --version OUTPUT_VARIABLE version_text)
+    string(REGEX MATCH "release ([0-9]+\\.[0-9]+)" _ "${version_text}")
+    set(release "${CMAKE_MATCH_1}")
+  endif()
+  set(${out_release} "${release}" PARENT_SCOPE)
+endfunction()
+
+# The pip packages' flat prefix (site-packages/nvidia/cu<major>) as a toolkit prefix of symlinks
+# in the build folder, with what nvcc and the linker expect of one: targets/x86_64-linux/{include,
+# lib}, lib64, and an unversioned libcudart.so. Nothing is written into site-packages.
+function(npr_mend_pip_toolkit pip_root out_root)
+  set(root "${CMAKE_BINARY_DIR}/cuda-toolkit-pip")
+  file(REMOVE_RECURSE "${root}")
+  file(MAKE_DIRECTORY "${root}/bin" "${root}/lib" "${root}/targets/x86_64-linux")
+  foreach(folder bin lib)
+    file(GLOB entries RELATIVE "${pip_root}/${folder}" "${pip_root}/${folder}/*")
+    foreach(entry IN LISTS entries)
+      file(CREATE_LINK "${pip_root}/${folder}/${entry}" "${root}/${folder}/${entry}" SYMBOLIC)
+    endforeach()
+  endforeach()
+  file(GLOB cudart RELATIVE "${pip_root}/lib" "${pip_root}/lib/libcudart.so.*")
+  if(NOT cudart)
+    set(${out_root} "" PARENT_SCOPE)
+    return()
+  endif()
+  list(GET cudart 0 cudart)
+  file(CREATE_LINK "${cudart}" "${root}/lib/libcudart.so" SYMBOLIC)
+  file(CREATE_LINK "${pip_root}/include" "${root}/include" SYMBOLIC)
+  file(CREATE_LINK "${pip_root}/nvvm" "${root}/nvvm" SYMBOLIC)
+  file(CREATE_LINK "${root}/lib" "${root}/lib64" SYMBOLIC)
+  file(CREATE_LINK "${pip_root}/include" "${root}/targets/x86_64-linux/include" SYMBOLIC)
+  file(CREATE_LINK "${root}/lib" "${root}/targets/x86_64-linux/lib" SYMBOLIC)
+  set(${out_root} "${root}" PARENT_SCOPE)
+endfunction()
+
+# A toolkit of torch's CUDA version: its prefix in out_root, or "" and why not in out_why.
+function(npr_find_cuda_toolkit out_root out_why)
+  set(${out_root} "" PARENT_SCOPE)
+  npr_system_cuda_toolkit(system_root)
+  set(why "no CUDA toolkit found (no nvcc on PATH, CUDA_HOME unset) and no pip package nvidia-cuda-nvcc")
+  if(system_root)
+    npr_nvcc_release("${system_root}" release)
+    if(release VERSION_EQUAL TORCH_CUDA_VERSION)
+      set(${out_root} "${system_root}" PARENT_SCOPE)
+      return()
+    endif()
+    set(why "the CUDA toolkit at ${system_root} is ${release}, torch was built with ${TORCH_CUDA_VERSION}")
+    message(STATUS "npr_cuda: not used: ${why}")
+  endif()
+  string(REGEX REPLACE "\\..*" "" major "${TORCH_CUDA_VERSION}")
+  execute_process(
+    COMMAND "${Python3_EXECUTABLE}" -c "import nvidia, os; print(';'.join(os.path.join(p, 'cu${major}') for p in nvidia.__path__))"
+    OUTPUT_VARIABLE pip_roots OUTPUT_STRIP_TRAILING_WHITESPACE ERROR_QUIET)
+  foreach(pip_root IN LISTS pip_roots)
+    npr_nvcc_release("${pip_root}" release)
+    if(release VERSION_EQUAL TORCH_CUDA_VERSION)
+      npr_mend_pip_toolkit("${pip_root}" mended)
+      if(mended)
+        message(STATUS "npr_cuda: the CUDA toolkit from pip, ${pip_root}, mended in ${mended}")
+        set(${out_root} "${mended}" PARENT_SCOPE)
+        return()
+      endif()
+    elseif(release)
+      set(why "${why}; the pip toolkit at ${pip_root} is ${release}")
+    endif()
+  endforeach()
+  set(${out_why} "${why}" PARENT_SCOPE)
 endfunction()
 
 # "8.0;9.0+PTX" (torch's TORCH_CUDA_ARCH_LIST) as CUDA_ARCHITECTURES: "80-real;90-real;90-virtual".
@@ -56,6 +121,10 @@ function(npr_cuda_architectures arch_list out)
   set(${out} "${result}" PARENT_SCOPE)
 endfunction()
 
+# Who asked for the CUDA kernels, for the message when they cannot be built.
+if(NOT NPR_CUDA_REQUIRED_BY)
+  set(NPR_CUDA_REQUIRED_BY "NPR_BUILD_CUDA=ON, but")
+endif()
 set(NPR_WITH_CUDA OFF)
 set(npr_cuda_why "NPR_BUILD_CUDA=OFF")
 if(NOT NPR_BUILD_CUDA STREQUAL "OFF")
@@ -69,7 +138,13 @@ if(NOT NPR_BUILD_CUDA STREQUAL "OFF")
   endif()
 endif()
 if(NPR_BUILD_CUDA STREQUAL "ON" AND NOT NPR_WITH_CUDA)
-  message(FATAL_ERROR "npr_cuda: NPR_BUILD_CUDA=ON but the CUDA kernels cannot be built: ${npr_cuda_why}")
+  set(npr_cuda_fix "")
+  if(TORCH_CUDA_VERSION)
+    set(npr_cuda_fix " To build them, install NVIDIA's toolkit for CUDA ${TORCH_CUDA_VERSION} as pip packages, \
+pip install 'cuda-toolkit[nvcc,cccl]==${TORCH_CUDA_VERSION}.*', or set CUDA_HOME to a toolkit of that version.")
+  endif()
+  message(FATAL_ERROR "npr_cuda: ${NPR_CUDA_REQUIRED_BY} the CUDA kernels cannot be built: ${npr_cuda_why}."
+                      "${npr_cuda_fix} NPR_BUILD_CUDA=0 builds the CPU kernels only.")
 endif()
 
 if(NPR_WITH_CUDA)

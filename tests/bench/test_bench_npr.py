@@ -70,3 +70,12 @@ def test_report_rows(tmp_path):
         ("backward", "npr_cuda+autograd"),
     }
     assert all(row["median_ms"] > 0 for row in record["rows"])
+
+
+def test_a_visible_gpu_without_cuda_kernels_leaves_its_rows_out(monkeypatch, capsys):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(bench_npr.npr_cuda, "cuda_kernels_built", lambda: False)
+    assert bench_npr.default_devices() == ["cpu"]
+    assert "no CUDA kernels: CUDA rows skipped" in capsys.readouterr().err
+    monkeypatch.setattr(bench_npr.npr_cuda, "cuda_kernels_built", lambda: True)
+    assert bench_npr.default_devices() == ["cpu", "cuda"]
