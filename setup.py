@@ -48,20 +48,22 @@ class CMakeBuild(build_ext):
             raise SystemExit("npr_cuda: building needs cmake >= 3.18 on PATH (pip install cmake)")
         build_dir = os.path.join(ROOT, "build", "cmake-python")
         ext_dir = os.path.dirname(os.path.abspath(self.get_ext_fullpath(ext.name)))
+        visible = visible_gpu_arch_list() if mode != "0" else None
+        cmake_mode, required_by = CUDA_MODES[mode], ""
+        if mode == "auto" and visible:  # a GPU is there: its kernels, or a build error that says why
+            cmake_mode, required_by = "ON", "a GPU is visible (NPR_BUILD_CUDA=auto), but"
         configure = [
             "cmake", "-S", ROOT, "-B", build_dir,
             "-DCMAKE_BUILD_TYPE=Release",
             f"-DPython3_EXECUTABLE={sys.executable}",
             "-DNPR_BUILD_PYTHON_MODULE=ON",
             "-DNPR_BUILD_TESTS=OFF",
-            f"-DNPR_BUILD_CUDA={CUDA_MODES[mode]}",
+            f"-DNPR_BUILD_CUDA={cmake_mode}",
+            f"-DNPR_CUDA_REQUIRED_BY={required_by}",
             f"-DCMAKE_LIBRARY_OUTPUT_DIRECTORY={ext_dir}",
         ]  # fmt: skip
         if shutil.which("ninja"):
             configure += ["-G", "Ninja"] if not os.path.exists(os.path.join(build_dir, "CMakeCache.txt")) else []
-        visible = visible_gpu_arch_list() if mode != "0" else None
-        if mode == "auto" and visible:  # a GPU is there: its kernels, or a build error that says why
-            configure += ["-DNPR_BUILD_CUDA=ON", "-DNPR_CUDA_REQUIRED_BY=a GPU is visible (NPR_BUILD_CUDA=auto), but"]
         configure.append(f"-DTORCH_CUDA_ARCH_LIST={os.environ.get('TORCH_CUDA_ARCH_LIST') or visible or ''}")
         subprocess.run(configure, check=True)
         jobs = os.environ.get("MAX_JOBS") or str(os.cpu_count() or 1)
