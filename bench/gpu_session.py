@@ -10,10 +10,10 @@ seconds and log; the logs and reports lie beside it.
     bash bench/gpu_session.sh --cpu            # the same steps on the CPU, tiny: tries the script
 
 The steps, in order: the GPU and the build; every kernel instance bitwise against the rule, the
-official formula and the CPU op; every test marked cuda, a skip counted as a failure;
-compute-sanitizer memcheck and initcheck; more than 2^31 elements; one launch per call; the
-bandwidth tables against clone and torch.compile; the detector end to end; ncu on the case
-slowest against clone, whichever kernel it is.
+official formula and the CPU op, again with every launch on its 64-bit-index instance; every test
+marked cuda, a skip counted as a failure; compute-sanitizer memcheck and initcheck; more than 2^31
+elements; one launch per call; the bandwidth tables against clone and torch.compile; the detector
+end to end; ncu on the case slowest against clone, whichever kernel it is.
 """
 
 import argparse
@@ -142,15 +142,17 @@ def main(argv=None):
     # 1. The GPU and the build for it.
     s.run("gpu", 15, ["nvidia-smi"], gpu_only=True)
     build_env = ["env", f"TORCH_CUDA_ARCH_LIST={gpu_arch_list() if not args.cpu else ''}", "MAX_JOBS=16"]
-    s.run("build", 110, [*build_env, "NPR_BUILD_CUDA=1", PY, "-m", "pip", "install", "-q", "--no-build-isolation",
+    s.run("build", 100, [*build_env, "NPR_BUILD_CUDA=1", PY, "-m", "pip", "install", "-q", "--no-build-isolation",
                          "--no-deps", "-e", "."], gpu_only=True)  # fmt: skip
     s.run("build_info", 20, [PY, "-c", "import npr_cuda; print(npr_cuda.build_info())"])
     s.run("sass", 20, [PY, "bench/sass_summary.py", "--markdown", "--check"], gpu_only=True, when=have("cuobjdump"),
           why="no cuobjdump")  # fmt: skip
     # 2-3. Correctness, then every test marked cuda.
-    s.run("parity", 60, [PY, "bench/cuda_checks.py", "parity", "--device", dev])
+    s.run("parity", 45, [PY, "bench/cuda_checks.py", "parity", "--device", dev])
+    # The same with every launch on its 64-bit-index instance (NPR_CUDA_INDEX64, npr_cuda.cu).
+    s.run("parity_index64", 45, ["env", "NPR_CUDA_INDEX64=1", PY, "bench/cuda_checks.py", "parity", "--device", dev])
     pytest = [PY, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-m", "cuda", "tests"]
-    s.run("pytest_cuda", 70, [*pytest, "--require-cuda"] if not args.cpu else pytest,
+    s.run("pytest_cuda", 65, [*pytest, "--require-cuda"] if not args.cpu else pytest,
           tests_selected=cuda_tests_selected())  # fmt: skip
     # 4. Memory safety.
     sanitizer = have("compute-sanitizer")
@@ -158,17 +160,17 @@ def main(argv=None):
         s.run(tool, 45, ["compute-sanitizer", "--tool", tool, "--error-exitcode", "1", PY, "bench/cuda_checks.py",
                          "launch-each"], gpu_only=True, when=sanitizer, why="no compute-sanitizer")  # fmt: skip
     # 5-6. Past 2^31 elements; one launch per call.
-    s.run("large", 45, [PY, "bench/cuda_checks.py", "large", "--device", dev])
+    s.run("large", 40, [PY, "bench/cuda_checks.py", "large", "--device", dev])
     s.run("kernels", 20, [PY, "bench/cuda_checks.py", "kernels", "--device", dev])
     # 7. Bandwidth.
     bench_steps(s, z)
     # 8. The detector end to end against the official paths.
-    s.run("end_to_end", 45, [PY, "bench/bench_detector.py", "--end-to-end", "--device", dev, "--images", z["images"],
+    s.run("end_to_end", 40, [PY, "bench/bench_detector.py", "--end-to-end", "--device", dev, "--images", z["images"],
                              "--size", z["image_size"], "--batch-size", z["e2e_batch"], "--workers", z["workers"],
                              "--json", os.path.join(out, "end_to_end.json")])  # fmt: skip
     # 9. ncu on the slowest case: any kernel of ours (their names hold npr_cuda), after 2 warm-up launches.
     reports = [os.path.join(out, f) for f in sorted(os.listdir(out)) if f.startswith("bench_") and f.endswith(".json")]
-    s.run("ncu", 45, ["ncu", "--set", "full", "--kernel-name-base", "demangled", "--kernel-name", "regex:npr_cuda",
+    s.run("ncu", 40, ["ncu", "--set", "full", "--kernel-name-base", "demangled", "--kernel-name", "regex:npr_cuda",
                       "--launch-skip", "2", "--launch-count", "1", PY, "bench/cuda_checks.py", "slowest", *reports],
           gpu_only=True, when=have("ncu") and bool(reports), why="no ncu, or no bench report")  # fmt: skip
     failed = [step["name"] for step in s.steps if step["status"] == "failed"]

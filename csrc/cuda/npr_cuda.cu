@@ -9,7 +9,9 @@
 #include <torch/library.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <limits>
+#include <string>
 
 #include "../npr.h"
 #include "npr_cuda_kernel.h"
@@ -17,6 +19,16 @@
 
 namespace npr_cuda::cuda {
 namespace {
+
+// NPR_CUDA_INDEX64=1 in the environment, read once: every launch takes its 64-bit-index instance,
+// so that a GPU check (bench/gpu_session.py) runs those on small inputs too. The same kernels run.
+bool force_index64() {
+  static const bool forced = [] {
+    const char* value = std::getenv("NPR_CUDA_INDEX64");
+    return value != nullptr && std::string(value) == "1";
+  }();
+  return forced;
+}
 
 template <Pass kPass, typename T, typename U, int V, Access A, bool kUnitInner>
 __global__ void __launch_bounds__(kThreadsPerBlock)
@@ -42,7 +54,7 @@ void launch_window(const PlaneLayout& layout, const Window& window) {
                                  c10::cuda::getCurrentCUDAStream()>>>(in, out, params);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   };
-  if (layout.output.numel() <= std::numeric_limits<int32_t>::max()) {
+  if (layout.output.numel() <= std::numeric_limits<int32_t>::max() && !force_index64()) {
     run(uint32_t{});
   } else {
     run(uint64_t{});
@@ -53,8 +65,9 @@ template <Pass kPass, typename T>
 void launch(const PlaneLayout& layout) {
   const T* in = layout.input.const_data_ptr<T>();
   T* out = layout.output.mutable_data_ptr<T>();
-  const KernelChoice choice = choose_kernel(sizeof(T), layout.row_length(), layout.inner, layout.output.numel(),
-                                            reinterpret_cast<uintptr_t>(in), reinterpret_cast<uintptr_t>(out));
+  KernelChoice choice = choose_kernel(sizeof(T), layout.row_length(), layout.inner, layout.output.numel(),
+                                      reinterpret_cast<uintptr_t>(in), reinterpret_cast<uintptr_t>(out));
+  choice.index32 = choice.index32 && !force_index64();
   with_instance<T>(choice, [&](auto instance) {
     using I = decltype(instance);
     const auto params = make_grid_params<typename I::U>(layout.planes, layout.height, layout.width, layout.inner, I::V);

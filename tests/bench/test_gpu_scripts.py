@@ -51,7 +51,8 @@ def test_gpu_session_runs_every_step_in_cpu_mode(tmp_path):
     assert sum(step["limit_s"] for step in steps) <= 720  # fits the device time with a rerun's start
     for name in ("gpu", "build", "memcheck", "initcheck", "ncu"):
         assert by_name[name]["status"] == "not on cpu"
-    for name in ("build_info", "parity", "pytest_cuda", "large", "kernels", "bench_default", "end_to_end"):
+    ran = ("build_info", "parity", "parity_index64", "pytest_cuda", "large", "kernels", "bench_default", "end_to_end")
+    for name in ran:
         assert by_name[name]["status"] == "ok", name
     collected = run(
         sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider", "-m", "cuda", "tests"
