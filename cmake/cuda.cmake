@@ -159,6 +159,7 @@ if(NPR_WITH_CUDA)
   set(CMAKE_CUDA_COMPILER "${npr_cuda_root}/bin/nvcc")
   set(CMAKE_CUDA_HOST_COMPILER "${CMAKE_CXX_COMPILER}")
   set(CUDAToolkit_ROOT "${npr_cuda_root}")
+  set(CMAKE_CUDA_RUNTIME_LIBRARY Shared)  # torch's: one CUDA runtime in the process
   enable_language(CUDA)
   find_package(CUDAToolkit REQUIRED)
   # torch compiles CUDA as C++20, a dialect older CMake (3.25) does not know for nvcc.
