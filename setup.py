@@ -11,6 +11,9 @@ Environment:
     TORCH_CUDA_ARCH_LIST  GPU architectures; default: the visible GPUs', or CMakeLists.txt's
                           NPR_DEFAULT_CUDA_ARCH_LIST when no GPU is visible (a compile-only machine)
     MAX_JOBS              parallel compile jobs
+
+The version names the torch and CUDA it is built for (0.1.0+torch2.14.cu130), as the binary only
+works with that torch release; npr_cuda/__init__.py refuses to load under another one.
 """
 
 import os
@@ -23,6 +26,23 @@ from setuptools.command.build_ext import build_ext
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
 CUDA_MODES = {"auto": "AUTO", "1": "ON", "0": "OFF"}
+BASE_VERSION = "0.1.0"
+
+
+def torch_release():
+    """(major, minor) of the installed torch, and its CUDA tag: "cu130", or "cpu"."""
+    import torch
+
+    major, minor = torch.__version__.split(".")[:2]
+    cuda = torch.version.cuda
+    return int(major), int(minor), "cu" + cuda.replace(".", "") if cuda else "cpu"
+
+
+def version_and_torch_requirement():
+    """The package version with the torch it is built for as the local part, and the torch
+    requirement that goes with it: the binary works with that one release only."""
+    major, minor, cuda = torch_release()
+    return f"{BASE_VERSION}+torch{major}.{minor}.{cuda}", f"torch=={major}.{minor}.*"
 
 
 def visible_gpu_arch_list():
@@ -37,8 +57,9 @@ def visible_gpu_arch_list():
 
 class CMakeBuild(build_ext):
     """Configures and builds CMakeLists.txt's `_C` target into the folder setuptools expects. The
-    build folder, build/cmake-python, persists, so that a repeated install recompiles only what
-    changed."""
+    build folder, build/cmake-<python>-torch<version>-<editable|wheel>, persists, so that a
+    repeated install recompiles only what changed, and builds against other torch releases, or for
+    a wheel's other GPU architectures, keep apart."""
 
     def build_extension(self, ext):
         mode = os.environ.get("NPR_BUILD_CUDA", "auto").strip().lower()
@@ -46,7 +67,11 @@ class CMakeBuild(build_ext):
             raise SystemExit(f"NPR_BUILD_CUDA must be auto, 0 or 1, got {mode!r}")
         if shutil.which("cmake") is None:
             raise SystemExit("npr_cuda: building needs cmake >= 3.18 on PATH (pip install cmake)")
-        build_dir = os.path.join(ROOT, "build", "cmake-python")
+        import torch
+
+        python = f"py{sys.version_info.major}{sys.version_info.minor}"
+        purpose = "editable" if self.inplace or getattr(self, "editable_mode", False) else "wheel"
+        build_dir = os.path.join(ROOT, "build", f"cmake-{python}-torch{torch.__version__}-{purpose}")
         ext_dir = os.path.dirname(os.path.abspath(self.get_ext_fullpath(ext.name)))
         visible = visible_gpu_arch_list() if mode != "0" else None
         cmake_mode, required_by = CUDA_MODES[mode], ""
@@ -60,7 +85,7 @@ class CMakeBuild(build_ext):
             "-DNPR_BUILD_TESTS=OFF",
             f"-DNPR_BUILD_CUDA={cmake_mode}",
             f"-DNPR_CUDA_REQUIRED_BY={required_by}",
-            f"-DCMAKE_LIBRARY_OUTPUT_DIRECTORY={ext_dir}",
+            f"-DCMAKE_LIBRARY_OUTPUT_DIRECTORY={os.path.join(build_dir, 'module')}",
         ]  # fmt: skip
         if shutil.which("ninja"):
             configure += ["-G", "Ninja"] if not os.path.exists(os.path.join(build_dir, "CMakeCache.txt")) else []
@@ -68,6 +93,22 @@ class CMakeBuild(build_ext):
         subprocess.run(configure, check=True)
         jobs = os.environ.get("MAX_JOBS") or str(os.cpu_count() or 1)
         subprocess.run(["cmake", "--build", build_dir, "--target", "_C", "-j", jobs], check=True)
+        # Each build folder keeps its own module, so that one folder's build never looks up to
+        # date for another's; setuptools packs what is in ext_dir.
+        module = os.path.join(build_dir, "module", os.path.basename(self.get_ext_fullpath(ext.name)))
+        built_for = os.path.join(build_dir, "generated", "_built_for.py")
+        os.makedirs(ext_dir, exist_ok=True)
+        for path in (module, built_for):
+            shutil.copy2(path, ext_dir)
+        if self.inplace or getattr(self, "editable_mode", False):
+            # The source package is the one imported; setuptools copies the module there itself.
+            shutil.copy2(built_for, os.path.join(ROOT, "npr_cuda"))
 
 
-setup(ext_modules=[Extension("npr_cuda._C", sources=[])], cmdclass={"build_ext": CMakeBuild})
+VERSION, TORCH_REQUIREMENT = version_and_torch_requirement()
+setup(
+    version=VERSION,
+    install_requires=[TORCH_REQUIREMENT],
+    ext_modules=[Extension("npr_cuda._C", sources=[])],
+    cmdclass={"build_ext": CMakeBuild},
+)

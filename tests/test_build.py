@@ -135,3 +135,30 @@ def test_cuda_kernels_build_from_the_pip_toolkit_with_the_system_one_hidden(tmp_
         env={**os.environ, "PYTHONPATH": str(package)},
     )
     assert shown.stdout.split() == [str(package / "npr_cuda" / "__init__.py"), "True"], shown.stderr[-2000:]
+
+
+GLIBC_VERSION = re.compile(r"\(GLIBC_(\d+)\.(\d+)(?:\.\d+)?\)")
+
+
+@pytest.mark.skipif(shutil.which("objdump") is None, reason="reads the library's symbols with objdump")
+def test_the_library_needs_no_glibc_newer_than_manylinux_2_28():
+    """The wheels promise glibc 2.28 (manylinux_2_28); a newer versioned symbol, such as the
+    __libc_single_threaded of GCC 11+'s headers (csrc/manylinux_compat.cpp), would make the
+    library fail to load there, and auditwheel refuse the wheel."""
+    symbols = subprocess.run(["objdump", "-T", npr_cuda._C.__file__], capture_output=True, text=True, check=True)
+    newer = sorted(
+        line.split()[-1]
+        for line in symbols.stdout.splitlines()
+        if (match := GLIBC_VERSION.search(line)) and (int(match[1]), int(match[2])) > (2, 28)
+    )
+    assert newer == []
+
+
+def test_the_readme_builds_the_wheel_with_the_script_ci_tests():
+    """The README's wheel command (the line after '# Build a wheel') runs .ci/build_wheel.sh,
+    the script whose wheel .ci/test_wheel.sh installs and tests."""
+    with open(os.path.join(ROOT, "README.md")) as readme:
+        lines = readme.read().splitlines()
+    command = lines[lines.index("# Build a wheel") + 1]
+    assert command.endswith("bash .ci/build_wheel.sh")
+    assert os.path.exists(os.path.join(ROOT, ".ci", "build_wheel.sh"))
