@@ -2,6 +2,7 @@
 
     npr-detect photo.jpg folder/ --weights NPR.pth
     python -m npr_cuda.cli.detect folder/ --weights NPR.pth --jsonl > results.jsonl
+    npr-detect folder/ --model npr.onnx      # a model written by npr-export (.onnx or .pt2)
 
 Images are used at their own size by default: resampling blurs the up-sampling traces that NPR
 looks for. --resize and --crop apply the official test transforms instead. Unreadable files are
@@ -35,7 +36,14 @@ from .common import (
 def parse_args(argv=None):
     parser = new_parser("npr-detect", __doc__)
     parser.add_argument("paths", nargs="+", help="image files and/or folders (searched recursively)")
-    parser.add_argument("--weights", required=True, help="NPR.pth or an npr-train checkpoint")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--weights", help="NPR.pth or an npr-train checkpoint")
+    source.add_argument(
+        "--model",
+        metavar="FILE",
+        help="a detector exported by npr-export: FILE.onnx (onnxruntime) or FILE.pt2 (AOTInductor); "
+        "its recorded --resize/--crop are the defaults",
+    )
     parser.add_argument(
         "--resize", type=positive_int, default=None, metavar="N", help="resize to N x N first (official: 256)"
     )
@@ -65,25 +73,63 @@ def collect_images(paths):
     return images
 
 
-def main(argv=None):
-    args = parse_args(argv)
-    images = collect_images(args.paths)
-    if not images:
-        usage_error("npr-detect", f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {' '.join(args.paths)}")
-    device = resolve_device(args.device, "npr-detect")
+def protocol_for(resize, crop) -> Protocol:
+    return Protocol(
+        resize=resize is not None,
+        crop=crop is not None,
+        load_size=256 if resize is None else resize,
+        crop_size=224 if crop is None else crop,
+    )
+
+
+def checkpoint_model(args, device, images):
+    """--weights: the model, run as fast as the speed arguments allow."""
     try:
         model = load_detector(
             args.weights, device, window=args.npr_window, anchor=args.npr_anchor, npr_impl=NPR_IMPLEMENTATIONS[args.npr]
         )
     except (CheckpointError, FileNotFoundError) as error:
         usage_error("npr-detect", str(error))
-    protocol = Protocol(
-        resize=args.resize is not None,
-        crop=args.crop is not None,
-        load_size=256 if args.resize is None else args.resize,
-        crop_size=224 if args.crop is None else args.crop,
-    )
-    detector = build_fast_detector("npr-detect", model, device, args, len(images), protocol.fixed_size)
+    protocol = protocol_for(args.resize, args.crop)
+    return build_fast_detector("npr-detect", model, device, args, images, protocol.fixed_size), protocol
+
+
+MODEL_ONLY_ARGUMENTS = {"npr_window": None, "npr_anchor": None, "npr": "npr_cuda", "compile": "auto", "amp": "off"}
+
+
+def exported_model(args, device, images):
+    """--model: an exported detector, preprocessed as its metadata says (--resize and --crop,
+    given, must agree with it)."""
+    given = [name for name, default in MODEL_ONLY_ARGUMENTS.items() if getattr(args, name) != default]
+    if given or args.cuda_graphs:
+        options = ", ".join("--" + name.replace("_", "-") for name in given + ["cuda_graphs"] * args.cuda_graphs)
+        usage_error("npr-detect", f"{options}: for --weights only; an exported model was fixed when it was exported")
+    try:
+        from ..export import ExportError, load_exported, spec_from_metadata
+
+        detector = load_exported(args.model, device)
+        spec = spec_from_metadata(detector.metadata)
+    except (ExportError, ImportError, FileNotFoundError) as error:
+        usage_error("npr-detect", f"--model {args.model}: {error}")
+    if spec.size is not None:  # a fixed-size model: its own preprocessing, which --resize/--crop may repeat
+        for name, recorded in (("resize", spec.resize), ("crop", spec.crop)):
+            wanted = getattr(args, name)
+            if wanted is not None and wanted != recorded:
+                exported = " and ".join(f"--{n} {v}" for n, v in (("resize", spec.resize), ("crop", spec.crop)) if v)
+                usage_error("npr-detect", f"--{name} {wanted}: {args.model} was exported for {exported}")
+        args.resize, args.crop = spec.resize, spec.crop
+    if not args.quiet:
+        print(f"npr-detect: {images} images; model: {detector.description}", file=sys.stderr)
+    return detector, protocol_for(args.resize, args.crop)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    images = collect_images(args.paths)
+    if not images:
+        usage_error("npr-detect", f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {' '.join(args.paths)}")
+    device = resolve_device(args.device, "npr-detect")
+    detector, protocol = (exported_model if args.model else checkpoint_model)(args, device, len(images))
     dataset = ImageDataset([(path, -1) for path in images], eval_transform(protocol), args.max_pixels)
     loader = make_loader(dataset, args.batch_size, data_workers(args, device), pin_memory=device.type == "cuda")
     result = predict(detector, loader, desc="npr-detect", progress=not args.quiet, max_batch_pixels=args.max_pixels)

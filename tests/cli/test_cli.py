@@ -9,6 +9,7 @@ import sys
 
 import pytest
 import torch
+from helpers.checkpoints import write_random_detector
 from helpers.cli import exit_message
 from helpers.image_folders import make_generator_tree, write_broken_files, write_image
 from PIL import Image
@@ -16,20 +17,14 @@ from PIL import Image
 from npr_cuda.cli import common
 from npr_cuda.cli import detect as detect_cli
 from npr_cuda.cli import eval as eval_cli
-from npr_cuda.detector import load_detector, npr_resnet50
+from npr_cuda.detector import load_detector
 from npr_cuda.detector.data import PRESETS, eval_transform, load_rgb
 from npr_cuda.detector.metrics import binary_metrics
 
 
 @pytest.fixture
 def weights(tmp_path):
-    torch.manual_seed(0)
-    path = str(tmp_path / "weights.pth")
-    model = npr_resnet50()
-    with torch.no_grad():  # a non-trivial fc1 so that the probabilities spread out
-        model.fc1.weight.normal_(0, 5)
-    torch.save(model.state_dict(), path)
-    return path
+    return write_random_detector(tmp_path / "weights.pth")
 
 
 def probability(weights, path, preset="ForenSynths"):
@@ -150,6 +145,7 @@ def test_detect_fails_when_nothing_is_readable(tmp_path, weights, capsys):
         ("npr-detect", "npr_cuda.cli.detect"),
         ("npr-train", "npr_cuda.cli.train"),
         ("npr-demo", "npr_cuda.cli.demo"),
+        ("npr-export", "npr_cuda.cli.export"),
     ],
 )
 def test_console_scripts_and_python_m(tool, module):
