@@ -12,10 +12,12 @@ forward and the backward of:
 
 Candidates are interleaved round by round; every call reads the next of enough copies of the
 inputs that none is still in cache when its turn comes again (256 MiB of them, or on CPU twice
-the last-level cache where that is larger; `--warm`: one input, read by every call, so that it
-stays in cache where it fits); CUDA is timed with events; the table gives medians, effective
-bandwidth (one read and one write of the tensor), the ratio to clone and the speedups of
-npr_cuda over eager and compiled. `--json` writes the same with the machine's details.
+the last-level cache where that is larger; with --quick on CPU, 64 MiB at least, which keeps its
+peak memory under 2 GB; `--warm`: one input, read by every call, so that it stays in cache where
+it fits); CUDA is timed with events. It prints the machine and the build, a legend, the table
+(medians, the effective bandwidth of clone and npr_cuda, the ratio to clone, the speedups of
+npr_cuda over eager and compiled), and a verdict per case. `--json` writes the same with the
+machine's details. Needs only torch and npr_cuda (an op-only install).
 
     python bench/bench_npr.py --quick            # about a minute on a 2-core CPU
     python bench/bench_npr.py --json bench/out/cpu.json
@@ -34,10 +36,9 @@ import time
 
 import torch
 from run_record import write_report
-from tqdm import tqdm
 
 import npr_cuda
-from npr_cuda.cli.common import int_pair
+from npr_cuda.cli.argument_types import int_pair
 from npr_cuda.reference import author_padding_npr, official_npr
 
 SHAPES = [(1, 3, 224, 224), (32, 3, 224, 224), (128, 3, 256, 256), (8, 3, 1024, 1024)]
@@ -46,6 +47,9 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 # Inputs cycled over the calls: at least this much, past any GPU's L2 and most CPUs' last-level
 # cache; on CPU at least twice that cache (rotation_bytes).
 MIN_ROTATION_BYTES = 256 << 20
+# --quick on CPU: twice the last-level cache suffices to read every input from memory, with this
+# smaller floor, which keeps the run's peak memory under 2 GB.
+QUICK_CPU_ROTATION_BYTES = 64 << 20
 # glibc returns large freed blocks to the OS and maps fresh (zero-filled, faulting) pages for the
 # next: every candidate's output allocation would then time the kernel's page faults as much as
 # its memory traffic, and unevenly. Keeping freed memory for reuse times the traffic alone.
@@ -129,11 +133,13 @@ def last_level_cache_bytes() -> int:
     return max(sizes, default=0)
 
 
-def rotation_bytes(device) -> int:
+def rotation_bytes(device, quick: bool = False) -> int:
     """How many bytes of input copies the calls cycle over. On CPU, twice the last-level cache
     where that is past MIN_ROTATION_BYTES: a copy is read again only after the others have
     pushed it out (some hosts have 480 MiB of L3)."""
-    return max(MIN_ROTATION_BYTES, 2 * last_level_cache_bytes()) if device == "cpu" else MIN_ROTATION_BYTES
+    if device != "cpu":
+        return MIN_ROTATION_BYTES
+    return max(QUICK_CPU_ROTATION_BYTES if quick else MIN_ROTATION_BYTES, 2 * last_level_cache_bytes())
 
 
 class Clock:
@@ -221,12 +227,14 @@ def candidates_for(pass_name, ops: Ops, shape):
     return candidates
 
 
-def bench_case(device, dtype, shape, channels_last, seconds, ops: Ops, warm=False):
-    """Median seconds per call for every candidate of both passes, on one input shape."""
+def bench_case(device, dtype, shape, channels_last, seconds, ops: Ops, warm=False, rotation=None):
+    """Median seconds per call for every candidate of both passes, on one input shape; the calls
+    cycle over `rotation` bytes of inputs (default: rotation_bytes(device))."""
     clock = Clock(device)
     element_bytes = torch.empty((), dtype=dtype).element_size()
     tensor_bytes = math.prod(shape) * element_bytes
-    copies = 1 if warm else max(2, min(512, math.ceil(rotation_bytes(device) / tensor_bytes)))
+    rotation = rotation or rotation_bytes(device)
+    copies = 1 if warm else max(2, min(512, math.ceil(rotation / tensor_bytes)))
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     # Copies of one random tensor: the op's time does not depend on the values, and drawing every
     # copy anew took most of a case's time (about 11 of 12 s at 8x3x1024x1024 bfloat16 on CPU).
@@ -263,10 +271,14 @@ def bench_case(device, dtype, shape, channels_last, seconds, ops: Ops, warm=Fals
 
 
 def make_rows(device, dtype_name, shape, timings, moved_bytes):
+    """A row per (pass, candidate). A peer's speedup is against npr_cuda called the same way: in
+    the backward, eager and compiled run through autograd, so against npr_cuda+autograd."""
     rows = []
     for (pass_name, name), t in timings.items():  # candidates in their order, forward first
         clone = timings[(pass_name, "clone")]
         ours = timings[(pass_name, "npr_cuda")]
+        if name in ("eager", "compiled"):
+            ours = timings.get((pass_name, "npr_cuda+autograd"), ours)
         rows.append(
             {
                 "device": device,
@@ -275,12 +287,21 @@ def make_rows(device, dtype_name, shape, timings, moved_bytes):
                 "pass": pass_name,
                 "candidate": name,
                 "median_ms": t * 1e3,
-                "gb_per_s": moved_bytes / t / 1e9,
+                # Effective bandwidth, one read and one write of the tensor: what clone and
+                # npr_cuda move; the peers move more, so none is given for them.
+                "gb_per_s": moved_bytes / t / 1e9 if name in ("clone", "npr_cuda") else None,
                 "x_clone": t / clone,
                 "npr_cuda_speedup": t / ours,
             }
         )
     return rows
+
+
+LEGEND = (
+    "median ms per call; GB/s: effective, one read and one write of the tensor (clone and npr_cuda only); "
+    "x clone: time / clone's, 1.00 is the memory floor; faster by: the peer's time / npr_cuda's "
+    "(backward: npr_cuda+autograd's, as the peers run through autograd)"
+)
 
 
 def print_table(rows, file=sys.stdout):
@@ -292,11 +313,45 @@ def print_table(rows, file=sys.stdout):
     print("-" * len(header), file=file)
     for row in rows:
         speedup = "" if row["candidate"] in ("npr_cuda", "clone") else f"{row['npr_cuda_speedup']:.2f}x"
+        bandwidth = "" if row["gb_per_s"] is None else f"{row['gb_per_s']:.2f}"
         print(
             f"{row['device']:6} {row['dtype']:8} {row['shape']:15} {row['pass']:8} {row['candidate']:18} "
-            f"{row['median_ms']:10.4f} {row['gb_per_s']:8.2f} {row['x_clone']:8.2f} {speedup:>18}",
+            f"{row['median_ms']:10.4f} {bandwidth:>8} {row['x_clone']:8.2f} {speedup:>18}",
             file=file,
         )
+
+
+def verdicts(rows):
+    """One line per case: npr_cuda's ratio to clone in each pass, and how much faster it is than
+    each peer that ran."""
+    cases = {}
+    for row in rows:
+        cases.setdefault((row["device"], row["dtype"], row["shape"]), {})[(row["pass"], row["candidate"])] = row
+    lines = []
+    for (device, dtype, shape), c in cases.items():
+        line = (
+            f"{device} {dtype} {shape}: npr_cuda {c['forward', 'npr_cuda']['x_clone']:.2f}x clone forward, "
+            f"{c['backward', 'npr_cuda']['x_clone']:.2f}x backward"
+        )
+        faster = [
+            f"{c['forward', peer]['npr_cuda_speedup']:.1f}x / {c['backward', peer]['npr_cuda_speedup']:.1f}x "
+            f"faster than {peer}"
+            for peer in ("eager", "compiled")
+            if ("forward", peer) in c and ("backward", peer) in c
+        ]
+        lines.append(line + ("; " + ", ".join(faster) + " (forward / backward)" if faster else ""))
+    return lines
+
+
+def run_header(devices):
+    """Where the numbers come from: the devices, threads, torch, and what this build of npr_cuda has."""
+    info = npr_cuda.build_info()
+    cpu = device_details("cpu")
+    lines = [f"CPU: {cpu['name']}, {cpu['threads']} threads; npr_cuda CPU kernels: {info['cpu_isa']}"]
+    if "cuda" in devices:
+        lines.append(f"GPU: {device_details('cuda')['name']}; CUDA kernels for {info['cuda_arch_list']}")
+    lines.append(f"torch {torch.__version__}; CUDA kernels built: {'yes' if info['cuda'] else 'no'}")
+    return lines
 
 
 def peer(case, name) -> str:
@@ -342,11 +397,11 @@ def default_devices():
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = parse_args(argv)
     if sys.platform == "linux" and not args.system_allocator and "GLIBC_TUNABLES" not in os.environ:
-        os.execve(
-            sys.executable, [sys.executable, *sys.argv], {**os.environ, "GLIBC_TUNABLES": GLIBC_KEEP_FREED_MEMORY}
-        )
+        command = [sys.executable, os.path.abspath(__file__), *argv]
+        os.execve(sys.executable, command, {**os.environ, "GLIBC_TUNABLES": GLIBC_KEEP_FREED_MEMORY})
     devices = args.devices.split(",") if args.devices else default_devices()
     shapes = (
         [tuple(int(n) for n in s.split("x")) for s in args.shapes.split(",")]
@@ -370,17 +425,23 @@ def main(argv=None):
             else ["float32", "bfloat16"] + (["float16"] if device == "cuda" else [])
         )
         cases += [(device, name, shape) for name in names for shape in shapes]
+    rotation = {device: rotation_bytes(device, args.quick) for device in devices}
     rows = []
-    progress = tqdm(cases, desc="bench_npr", unit="case", file=sys.stderr)
-    for device, dtype_name, shape in progress:
-        progress.set_postfix_str(f"{device} {dtype_name} {'x'.join(map(str, shape))}")
-        timings, moved = bench_case(device, DTYPES[dtype_name], shape, args.channels_last, seconds, ops, args.warm)
+    for i, (device, dtype_name, shape) in enumerate(cases):
+        case = f"{device} {dtype_name} {'x'.join(map(str, shape))}"
+        print(f"bench_npr: case {i + 1}/{len(cases)}: {case}", file=sys.stderr)
+        timings, moved = bench_case(
+            device, DTYPES[dtype_name], shape, args.channels_last, seconds, ops, args.warm, rotation[device]
+        )
         rows += make_rows(device, dtype_name, shape, timings, moved)
 
     layout = "channels_last" if args.channels_last else "NCHW"
     inputs = "one input, warm" if args.warm else "rotated inputs"
+    print("\n".join(run_header(devices)))
     print(f"window {args.window[0]}x{args.window[1]}, anchor {args.anchor}; {layout}; {inputs}")
+    print(f"Legend: {LEGEND}")
     print_table(rows)
+    print("\n".join(verdicts(rows)))
     if args.markdown:
         print(markdown_table(rows))
     if args.json:
@@ -392,7 +453,7 @@ def main(argv=None):
             window=list(args.window),
             anchor=list(args.anchor),
             inputs="warm" if args.warm else "rotated",
-            rotation_mib={device: rotation_bytes(device) >> 20 for device in devices},
+            rotation_mib={device: size >> 20 for device, size in rotation.items()},
             glibc_tunables=os.environ.get("GLIBC_TUNABLES", ""),
             devices={device: device_details(device) for device in devices},
             rows=rows,

@@ -22,6 +22,7 @@ from ..detector.speed import (
     SpeedOptions,
     fast_detector,
 )
+from .argument_types import int_pair, non_negative_int, positive_int
 
 USAGE_ERROR = 2
 
@@ -37,25 +38,6 @@ def new_parser(prog: str, doc: str) -> argparse.ArgumentParser:
     return argparse.ArgumentParser(
         prog=prog, description=description, epilog=epilog, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-
-
-def int_at_least(low: int):
-    """An argparse type: an integer of at least `low`."""
-
-    def parse(text):
-        try:
-            value = int(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-        if value < low:
-            raise argparse.ArgumentTypeError(f"expected at least {low}, got {text}")
-        return value
-
-    return parse
-
-
-positive_int = int_at_least(1)
-non_negative_int = int_at_least(0)
 
 
 def add_common_arguments(
@@ -100,17 +82,6 @@ def default_workers(device: torch.device, max_workers: int = 8) -> int:
 def data_workers(args, device: torch.device) -> int:
     """--workers, or its default for `device`."""
     return args.workers if args.workers is not None else default_workers(device, args.max_workers)
-
-
-def int_pair(text):
-    """An argparse type: N (meaning N,N) or A,B, non-negative integers."""
-    try:
-        values = tuple(int(v) for v in text.split(","))
-    except ValueError:
-        values = ()
-    if len(values) not in (1, 2) or min(values) < 0:
-        raise argparse.ArgumentTypeError(f"expected N or A,B (integers >= 0), got {text!r}")
-    return values * 2 if len(values) == 1 else values
 
 
 def add_window_arguments(parser: argparse.ArgumentParser, training: bool) -> None:

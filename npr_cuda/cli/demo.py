@@ -26,7 +26,8 @@ from ..detector.model import NPR_IMPLEMENTATIONS, npr_resnet50
 from ..detector.predict import fake_probabilities
 from ..detector.synthetic_fakes import FAMILIES, TEST_PHOTOS, TRAIN_PHOTOS, figure, labelled, make_split
 from ..detector.training import train_step
-from .common import add_common_arguments, int_pair, new_parser, positive_int, resolve_device
+from .argument_types import int_pair, positive_int
+from .common import add_common_arguments, new_parser, resolve_device
 
 METRICS = ["acc", "ap", "real_acc", "fake_acc"]
 TEST_SEED_OFFSET = 10_000  # the test crops of seed s are drawn with s + this: never a training seed

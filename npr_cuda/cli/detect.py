@@ -18,6 +18,7 @@ from ..detector.data import IMAGE_EXTENSIONS, ImageDataset, Protocol, eval_trans
 from ..detector.metrics import THRESHOLD
 from ..detector.model import NPR_IMPLEMENTATIONS
 from ..detector.predict import predict
+from .argument_types import positive_int
 from .common import (
     add_common_arguments,
     add_speed_arguments,
@@ -25,7 +26,6 @@ from .common import (
     build_fast_detector,
     data_workers,
     new_parser,
-    positive_int,
     printable,
     report_failures,
     resolve_device,

@@ -12,7 +12,8 @@ file's metadata, which npr-detect --model reads. The file is written atomically.
 import sys
 
 from ..detector.checkpoint import CheckpointError, load_detector
-from .common import new_parser, positive_int, resolve_device, usage_error
+from .argument_types import positive_int
+from .common import new_parser, resolve_device, usage_error
 
 PROG = "npr-export"
 
