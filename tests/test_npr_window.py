@@ -12,7 +12,7 @@ from torch._subclasses.fake_tensor import FakeTensorMode
 
 from npr_cuda import npr, npr_backward
 from npr_cuda.reference import author_padding_npr, author_unfold_npr, npr_reference
-from npr_cuda.testing import assert_bitwise_equal, on_poisoned_memory, window_gradient
+from npr_cuda.testing import assert_bitwise_equal, on_poisoned_memory, window_gradient, with_special_values
 
 # (window, anchor): the default, other anchors of 2, the ablation's 3, 4 and 8, 1 (NPR = 0),
 # non-square windows.
@@ -67,6 +67,39 @@ def test_subnormals_follow_the_rule_bitwise(device, dtype, window, anchor, layou
     expected_gradient = window_gradient(x.contiguous(), window, anchor)
     assert ((expected_gradient.abs() < tiny) & (expected_gradient != 0)).any()
     assert_bitwise_equal(gradient, expected_gradient)
+
+
+# (shape, layout): ranks 2, 3 and 5, and the layouts the kernels read in place (channels_last_3d)
+# or take through a contiguous copy (transposed, expanded with stride 0, sliced).
+RANKS_AND_LAYOUTS = [
+    ((7, 10), "contiguous"),
+    ((3, 9, 7), "contiguous"),
+    ((3, 9, 7), "sliced"),
+    ((2, 3, 4, 9, 11), "contiguous"),
+    ((2, 3, 4, 9, 11), "channels_last"),
+    ((2, 3, 4, 9, 11), "sliced"),
+    ((2, 3, 9, 11), "transposed"),
+    ((2, 3, 9, 11), "expanded"),
+]
+
+
+@pytest.mark.parametrize("device", DEVICES)
+@pytest.mark.parametrize("dtype", DTYPES)
+@pytest.mark.parametrize("window,anchor", [(3, (1, 2)), (4, (3, 3)), ((2, 3), (1, 0))])
+@pytest.mark.parametrize("shape,layout", RANKS_AND_LAYOUTS)
+def test_any_rank_and_layout_with_nan_inf_and_signed_zeros(device, dtype, window, anchor, shape, layout, gen):
+    """Both passes bitwise against the rule for windows other than 2, with NaN, +-Inf, -0 and +0
+    among the values (subnormals: the test above)."""
+    x = make_input(shape, dtype, device, layout, gen)
+    if layout == "expanded":  # every batch entry is one memory: give it the special values first
+        x = with_special_values(x[:1].double().cpu(), gen).to(dtype=dtype, device=device).expand(shape)
+    else:
+        x.copy_(with_special_values(x.double().cpu(), gen))  # x keeps its layout
+    expected = npr_reference(x, window, anchor)
+    assert expected.isnan().any() and expected.isinf().any()
+    assert_bitwise_equal(on_poisoned_memory(lambda t: npr(t, window, anchor), x), expected)
+    gradient = on_poisoned_memory(lambda t: npr_backward(t, window, anchor), x)
+    assert_bitwise_equal(gradient, window_gradient(x.contiguous(), window, anchor))
 
 
 @pytest.mark.parametrize("device", DEVICES)
