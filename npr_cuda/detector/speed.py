@@ -1,7 +1,7 @@
 """Running the detector fast: what the tools do to the model, and which of it changes the numbers.
 
-Always (the numbers stay those of the official evaluation path, per-image probabilities equal
-within 1e-6 on the tests' data, metrics identical):
+Always (the numbers stay those of the official model: per-image probabilities equal within 1e-6
+on the tests' data; an image within about that of the 0.5 threshold may change sides):
 
 - batch norms folded into the convolutions before them (inference only): the eval-mode scale and
   shift are applied to the weights once instead of to every activation;
@@ -12,16 +12,16 @@ On request or by the ``auto`` rule (the numbers stay equal within 1e-5):
 
 - ``torch.compile`` (inductor, weights frozen and prepacked for inference). It costs seconds per
   image size before the first batch, so ``auto`` compiles on a CPU for runs of at least
-  :data:`COMPILE_MIN_IMAGES` images (the break-even measured on 2 cores is about 700) and for
-  training runs of at least :data:`COMPILE_MIN_TRAIN_STEPS` steps (break-even about 50), and not
+  :data:`COMPILE_MIN_IMAGES` images and for training runs of at least
+  :data:`COMPILE_MIN_TRAIN_STEPS` steps (the compilation costs, and the compiled speeds, behind
+  them: bench/RESULTS.md, "The tools end to end against the official code"), and not
   on a GPU, where its gain is unmeasured: ``on`` asks for it. The batch dimension is compiled
   dynamic, so a last, smaller batch does not compile again; images of many sizes compile at most
   a few graphs (dynamo makes the sizes dynamic after the second).
   If compilation fails (no C++ compiler, say), one message, and the run goes on uncompiled.
 
-Only on request: bf16 autocast (``amp``; fast on CPUs with AMX and on GPUs), because it changes
-the numbers; CUDA graphs, because they need a GPU and one image size (each new shape records a
-graph), and are unmeasured here.
+Only on request: bf16 autocast (``amp``), because it changes the numbers; CUDA graphs, because
+they need a GPU and one image size (each new shape records a graph), and are unmeasured here.
 """
 
 import copy
