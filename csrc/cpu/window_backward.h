@@ -98,7 +98,7 @@ C10_ALWAYS_INLINE void anchor_chunk(const GroupElement<scalar_t>* group, const G
   using P = BFloat16Pairs;
   constexpr bool kPairs = kUsesPairs<scalar_t>;
   // window_sum's order, written out: npr_rule.h is compiled at the baseline instruction set, and
-  // GCC does not inline this file's wider vector code into it (measured 2x slower).
+  // GCC does not inline this file's wider vector code into it (measured much slower).
   std::array<Vec, 2 * kChunks> sum;
   const auto add = [&](const GroupElement<scalar_t>* at, int m, bool first, scalar_t* copy_to) {
     Vec a, b;

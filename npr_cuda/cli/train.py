@@ -71,7 +71,7 @@ def parse_args(argv=None):
         "--channels-last",
         action=argparse.BooleanOptionalAction,
         default=True,
-        help="channels_last model and batches (default: on; training steps 1.5x faster on a 2-core CPU)",
+        help="channels_last model and batches (default: on; faster training steps, bench/RESULTS.md)",
     )
     parser.add_argument(
         "--compile",

@@ -232,7 +232,7 @@ class TrainConfig:
     jpeg_prob: float = 0.0
     jpeg_quality: Tuple[int, int] = (30, 100)
     amp: str = "off"  # off, bf16 or fp16
-    channels_last: bool = True  # oneDNN's and cuDNN's fastest layout (training steps 1.5x faster on a 2-core CPU)
+    channels_last: bool = True  # oneDNN's and cuDNN's fastest layout (bench/RESULTS.md: training steps)
     compile: str = "auto"  # torch.compile the training step: auto, on, off (see speed.py)
     save_every: int = 1000  # also checkpoint every this many steps (0: epochs only)
     resume: Optional[str] = None  # a checkpoint to continue from

@@ -16,8 +16,8 @@ namespace {
 // vectors' worth of consecutive elements of the anchor row when windows are at most a vector's
 // worth of elements wide, so two masked loads and one two-source permute (vpermt2w, vpermt2d)
 // spread them, each chunk's lowest anchor and the others' offsets from it worked out once per
-// call. (at::vec has no 16-bit gather, and its float gather measured slower: half of the float
-// forward's time at l = 3.) Elsewhere, or for wider windows, `usable()` is false.
+// call. (at::vec has no 16-bit gather, and its float gather measured slower: bench/RESULTS.md.)
+// Elsewhere, or for wider windows, `usable()` is false.
 template <int kBytes>
 class PermutedSpread {
  public:

@@ -34,8 +34,8 @@ class WindowPairs {
     const int64_t source_pairs = (sources + 1) / 2;
     // Operations per step: permutes, blends, 2 splits and 2 additions for `windows` windows,
     // against 4 per vector of 32 elements. Where that saves less than half (l = 4 for RGB), it
-    // measured slower (1024 pixels: 1.03 -> 1.07x clone): it copies the group first, where the
-    // per-element sums copy large groups with their loads (kFusedCopyBytes).
+    // measured slower (bench/RESULTS.md, the window backward's log): it copies the group first,
+    // where the per-element sums copy large groups with their loads (kFusedCopyBytes).
     if (source_pairs > kMaxSourcePairs || 2 * (2 * source_pairs + 3) * 8 > stride * windows) {
       return;
     }
