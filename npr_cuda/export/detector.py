@@ -172,4 +172,12 @@ def load_exported(path: str, device: torch.device) -> Callable[[Tensor], Tensor]
         raise ExportError(f"{path}: unknown format {suffix or '(no suffix)'}; expected an .onnx or .pt2 file")
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{path}: no such file")
-    return (OnnxDetector if suffix == ".onnx" else Pt2Detector)(path, device)
+    runner = OnnxDetector if suffix == ".onnx" else Pt2Detector
+    try:
+        return runner(path, device)
+    except ImportError:
+        raise
+    except Exception as error:  # the runtimes' own errors for a file they cannot read
+        what = "onnxruntime" if suffix == ".onnx" else "AOTInductor"
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+        raise ExportError(f"{path}: {what} cannot load it ({first_line})") from None

@@ -112,3 +112,36 @@ def test_detect_model_refuses_options_fixed_at_export(tmp_path, images, capsys):
     exit_message(capsys, 2, detect_cli.main, [*images, "--model", str(tmp_path / "m.bin")], "unknown format")
     exit_message(capsys, 2, detect_cli.main, [*images, "--model", str(tmp_path / "absent.onnx")], "no such file")
     exit_message(capsys, 2, detect_cli.main, [*images, "--model", model, "--weights", weights], "not allowed with")
+
+
+@pytest.mark.parametrize("suffix", [".onnx", ".pt2"])
+def test_detect_model_refuses_a_file_the_runtime_cannot_load(tmp_path, images, capsys, suffix):
+    broken = tmp_path / f"broken{suffix}"
+    broken.write_bytes(b"not a model at all")
+    exit_message(capsys, 2, detect_cli.main, [*images, "--model", str(broken)], "cannot load it")
+
+
+def test_detect_model_refuses_an_onnx_file_npr_export_did_not_write(tmp_path, images, capsys):
+    import onnx
+
+    plain = tmp_path / "plain.onnx"
+    identity = onnx.helper.make_node("Identity", ["x"], ["y"])
+    tensor = onnx.helper.make_tensor_value_info
+    graph = onnx.helper.make_graph(
+        [identity], "g", [tensor("x", onnx.TensorProto.FLOAT, None)], [tensor("y", onnx.TensorProto.FLOAT, None)]
+    )
+    onnx.save(onnx.helper.make_model(graph), str(plain))
+    exit_message(capsys, 2, detect_cli.main, [*images, "--model", str(plain)], "not a detector exported by npr-export")
+
+
+def test_onnx_with_a_fixed_size_keeps_the_batch_dynamic(tmp_path, images, capsys):
+    import onnxruntime
+
+    weights = write_random_detector(tmp_path / "w.pth", fc1_std=0.02)
+    model = str(tmp_path / "npr.onnx")
+    export_cli.main(["--weights", weights, "--output", model, "--resize", "40", "--crop", "32"])
+    assert "32x32 images" in capsys.readouterr().out
+    (given,) = onnxruntime.InferenceSession(model, providers=["CPUExecutionProvider"]).get_inputs()
+    assert isinstance(given.shape[0], str) and given.shape[1:] == [3, 32, 32]
+    expected = probabilities(capsys, [*images, "--weights", weights, "--resize", "40", "--crop", "32"])
+    assert probabilities(capsys, [*images, "--model", model]) == pytest.approx(expected, abs=1e-5)
