@@ -26,6 +26,12 @@ fi
 rm -f dist/npr_cuda-*+torch2.11.cu130-*.whl
 PATH="$env/bin:$PATH" TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}" bash .ci/build_wheel.sh
 wheel=$(ls dist/npr_cuda-*+torch2.11.cu130-*manylinux_2_28_x86_64.whl)
+python - "$wheel" <<'PY'
+import sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as wheel:
+    metadata = next(wheel.read(n).decode() for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))
+assert "Requires-Dist: torch==2.11.*" in metadata.splitlines(), metadata
+PY
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
