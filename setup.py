@@ -61,6 +61,12 @@ class CMakeBuild(build_ext):
     repeated install recompiles only what changed, and builds against other torch releases, or for
     a wheel's other GPU architectures, keep apart."""
 
+    def run(self):
+        # Whether the build is imported from the source tree (pip install -e, build_ext --inplace);
+        # read here, as setuptools clears `inplace` while it builds and copies the module after.
+        self.in_source_tree = bool(self.inplace or getattr(self, "editable_mode", False))
+        super().run()
+
     def build_extension(self, ext):
         mode = os.environ.get("NPR_BUILD_CUDA", "auto").strip().lower()
         if mode not in CUDA_MODES:
@@ -70,7 +76,7 @@ class CMakeBuild(build_ext):
         import torch
 
         python = f"py{sys.version_info.major}{sys.version_info.minor}"
-        purpose = "editable" if self.inplace or getattr(self, "editable_mode", False) else "wheel"
+        purpose = "editable" if self.in_source_tree else "wheel"
         build_dir = os.path.join(ROOT, "build", f"cmake-{python}-torch{torch.__version__}-{purpose}")
         ext_dir = os.path.dirname(os.path.abspath(self.get_ext_fullpath(ext.name)))
         visible = visible_gpu_arch_list() if mode != "0" else None
@@ -100,7 +106,7 @@ class CMakeBuild(build_ext):
         os.makedirs(ext_dir, exist_ok=True)
         for path in (module, built_for):
             shutil.copy2(path, ext_dir)
-        if self.inplace or getattr(self, "editable_mode", False):
+        if self.in_source_tree:
             # The source package is the one imported; setuptools copies the module there itself.
             shutil.copy2(built_for, os.path.join(ROOT, "npr_cuda"))
 
