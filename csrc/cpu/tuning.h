@@ -24,10 +24,11 @@ constexpr int64_t kPrefetchedPairBytes = 4 << 10;
 // The cache level a prefetch fills.
 enum class PrefetchInto { kL1, kL2 };
 // From DRAM at 32x3x224x224, L2 measured faster than L1 for the row groups and for the row
-// pairs' forward (stepped row by row); the row pairs' backward, no different, keeps L1
-// ("2026-11-29, evening" and "night").
+// pairs' forward (stepped row by row) on the Xeon ("2026-11-29, evening" and "night"), and for
+// the row pairs' backward on the EPYC, with its smaller L1, where the Xeon had shown no
+// difference ("2026-12-06: the row pairs' backward prefetches into L2").
 constexpr PrefetchInto kRowPairForwardPrefetch = PrefetchInto::kL2;
-constexpr PrefetchInto kRowPairBackwardPrefetch = PrefetchInto::kL1;
+constexpr PrefetchInto kRowPairBackwardPrefetch = PrefetchInto::kL2;
 constexpr PrefetchInto kRowGroupPrefetch = PrefetchInto::kL2;
 
 // The size of a row group from which the window backward copies with the loads of its sums
