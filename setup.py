@@ -29,20 +29,21 @@ CUDA_MODES = {"auto": "AUTO", "1": "ON", "0": "OFF"}
 BASE_VERSION = "0.1.0"
 
 
-def torch_release():
-    """(major, minor) of the installed torch, and its CUDA tag: "cu130", or "cpu"."""
-    import torch
-
-    major, minor = torch.__version__.split(".")[:2]
-    cuda = torch.version.cuda
-    return int(major), int(minor), "cu" + cuda.replace(".", "") if cuda else "cpu"
-
-
 def version_and_torch_requirement():
     """The package version with the torch it is built for as the local part, and the torch
-    requirement that goes with it: the binary works with that one release only."""
-    major, minor, cuda = torch_release()
-    return f"{BASE_VERSION}+torch{major}.{minor}.{cuda}", f"torch=={major}.{minor}.*"
+    requirement that goes with it: the binary works with that one release only. The names come
+    from npr_cuda/release.py, which the import-time check uses, loaded on its own (the package
+    cannot be imported before it is built)."""
+    import importlib.util
+
+    import torch
+
+    spec = importlib.util.spec_from_file_location("npr_release", os.path.join(ROOT, "npr_cuda", "release.py"))
+    release = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(release)
+    major, minor = release.release(torch.__version__)
+    local = release.local_version(torch.__version__, torch.version.cuda)
+    return f"{BASE_VERSION}+{local}", f"torch=={major}.{minor}.*"
 
 
 def visible_gpu_arch_list():

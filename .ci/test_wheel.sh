@@ -37,7 +37,8 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 python -m venv "$work/env"
 site=$("$work/env/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-"$env/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])' > "$site/torch-environment.pth"
+torch_site=$("$env/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+echo "$torch_site" > "$site/torch-environment.pth"
 "$work/env/bin/python" -m pip install -q --no-deps --no-index "$wheel"
 cp -r tests "$work/tests"
 cd "$work"
@@ -64,7 +65,7 @@ print(\"wheel:\", npr_cuda.__file__, npr_cuda.build_info())
 "
   # torch.compile on CPU compiles C++ (inductor), so its tests run after this, with the compiler.
   env/bin/python -m pytest $2 -k "not torch_compile"
-' wheel-test "$("$env/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" "$op_tests"
+' wheel-test "$torch_site" "$op_tests"
 env/bin/python -m pytest $op_tests -k torch_compile
 
 if PYTHONPATH="$checkout" "$env/bin/python" -c "import npr_cuda" 2> "$work/import.err"; then

@@ -1,7 +1,8 @@
 """The torch release a build of npr_cuda needs. A compiled torch extension works only with the
 torch release (major.minor) it was compiled against: under another one it fails to load with an
 unresolved symbol, or loads and misbehaves. The build records its torch (``_built_for.py``, beside
-the module); importing npr_cuda compares it with the running torch before loading the module."""
+the module); importing npr_cuda compares it with the running torch before loading the module.
+setup.py loads this file on its own (before anything is built) for the version's local part."""
 
 from typing import Optional, Tuple
 
@@ -10,6 +11,12 @@ def release(version: str) -> Tuple[int, int]:
     """(major, minor) of a torch or CUDA version string: "2.14.1+cu130" -> (2, 14)."""
     major, minor = version.split("+")[0].split(".")[:2]
     return int(major), int(minor)
+
+
+def local_version(torch_version: str, torch_cuda: Optional[str]) -> str:
+    """The part of a build's version that names its torch: "torch2.14.cu130", or "torch2.14.cpu"."""
+    major, minor = release(torch_version)
+    return f"torch{major}.{minor}." + ("cu" + torch_cuda.replace(".", "") if torch_cuda else "cpu")
 
 
 def mismatch(built_torch: str, built_cuda: str, torch_version: str, torch_cuda: Optional[str]) -> Optional[str]:
@@ -23,10 +30,9 @@ def mismatch(built_torch: str, built_cuda: str, torch_version: str, torch_cuda: 
         problem = f"npr_cuda was built for {built}, but {running} is installed: its CUDA kernels cannot load"
     else:
         return None
-    major, minor = release(torch_version)
-    cuda = "cu" + torch_cuda.replace(".", "") if torch_cuda else "cpu"
     return (
-        f"{problem}. Install the npr-cuda wheel made for it (its version ends in +torch{major}.{minor}.{cuda}), "
+        f"{problem}. Install the npr-cuda wheel made for it (its version ends in "
+        f"+{local_version(torch_version, torch_cuda)}), "
         "or build npr_cuda against it: pip install --no-build-isolation ."
     )
 

@@ -94,15 +94,22 @@ def checkpoint_model(args, device, images):
     return build_fast_detector("npr-detect", model, device, args, images, protocol.fixed_size), protocol
 
 
-MODEL_ONLY_ARGUMENTS = {"npr_window": None, "npr_anchor": None, "npr": "npr_cuda", "compile": "auto", "amp": "off"}
+MODEL_ONLY_ARGUMENTS = {
+    "npr_window": None,
+    "npr_anchor": None,
+    "npr": "npr_cuda",
+    "compile": "auto",
+    "amp": "off",
+    "cuda_graphs": False,
+}
 
 
 def exported_model(args, device, images):
     """--model: an exported detector, preprocessed as its metadata says (--resize and --crop,
     given, must agree with it)."""
     given = [name for name, default in MODEL_ONLY_ARGUMENTS.items() if getattr(args, name) != default]
-    if given or args.cuda_graphs:
-        options = ", ".join("--" + name.replace("_", "-") for name in given + ["cuda_graphs"] * args.cuda_graphs)
+    if given:
+        options = ", ".join("--" + name.replace("_", "-") for name in given)
         usage_error("npr-detect", f"{options}: for --weights only; an exported model was fixed when it was exported")
     try:
         from ..export import ExportError, load_exported, spec_from_metadata

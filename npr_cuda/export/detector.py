@@ -70,9 +70,10 @@ def _example(spec: InputSpec) -> Tensor:
     return torch.rand(2, 3, size, size)  # batch 2: export specialises sizes 0 and 1
 
 
-def _dynamic_shapes(spec: InputSpec, all_sizes: bool):
+def _dynamic_shapes(spec: InputSpec):
+    """A dynamic batch always; dynamic height and width unless the spec fixes the size."""
     dynamic = {0: torch.export.Dim("batch", min=1, max=4096)}
-    if all_sizes and spec.size is None:
+    if spec.size is None:
         dynamic.update({2: torch.export.Dim.DYNAMIC, 3: torch.export.Dim.DYNAMIC})
     return {"x": dynamic}
 
@@ -87,7 +88,7 @@ def export_onnx(model: nn.Module, path: str, spec: InputSpec) -> None:
         (_example(spec),),
         dynamo=True,
         custom_translation_table=ONNX_TRANSLATIONS,
-        dynamic_shapes=_dynamic_shapes(spec, all_sizes=True),
+        dynamic_shapes=_dynamic_shapes(spec),
         opset_version=OPSET,
         verbose=False,
     )
@@ -97,7 +98,7 @@ def export_onnx(model: nn.Module, path: str, spec: InputSpec) -> None:
 
 def export_pt2(model: nn.Module, path: str, spec: InputSpec) -> None:
     device = next(model.parameters()).device
-    program = torch.export.export(model, (_example(spec).to(device),), dynamic_shapes=_dynamic_shapes(spec, False))
+    program = torch.export.export(model, (_example(spec).to(device),), dynamic_shapes=_dynamic_shapes(spec))
     torch._inductor.aoti_compile_and_package(
         program, package_path=path, inductor_configs={"aot_inductor.metadata": describe(spec)}
     )
