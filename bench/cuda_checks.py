@@ -30,15 +30,21 @@ DTYPES = [torch.float32, torch.float64, torch.float16, torch.bfloat16]
 SHAPES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "kernel_shapes.txt")
 
 
-def read_cases(path=SHAPES_FILE):
-    """(shape NCHW, channels_last, offset) for each line of tests/kernel_shapes.txt."""
-    cases = []
+def read_kernel_cases(path=SHAPES_FILE):
+    """tests/kernel_shapes.txt: its shapes, (shape NCHW, channels_last, offset), and its windows
+    besides the default, ((rows, columns), (anchor row, anchor column))."""
+    shapes, windows = [], []
     with open(path) as f:
         for line in f:
-            if line.strip() and not line.startswith("#"):
+            if not line.strip() or line.startswith("#"):
+                continue
+            if line.startswith("window "):
+                rows, cols, row, col = (int(v) for v in line.split()[1:])
+                windows.append(((rows, cols), (row, col)))
+            else:
                 n, c, h, w, layout, offset = line.split()
-                cases.append(((int(n), int(c), int(h), int(w)), layout == "nhwc", int(offset)))
-    return cases
+                shapes.append(((int(n), int(c), int(h), int(w)), layout == "nhwc", int(offset)))
+    return shapes, windows
 
 
 def make_input(shape, channels_last, offset, dtype, device, gen):
@@ -67,10 +73,6 @@ class Report:
         self.failures += not ok
 
 
-# Windows and anchors other than the default (the window kernels).
-WINDOWS = [((2, 2), (1, 1)), ((3, 3), (1, 2)), ((4, 4), (3, 3)), ((8, 8), (7, 0)), ((2, 3), (1, 2))]
-
-
 def references(op, x, window, anchor, on_gpu):
     """(name, expected, zero signs may differ) for op(x, window, anchor): each reference the
     result is not itself. The pure-PyTorch rule (npr_reference, window_gradient) always; the
@@ -92,15 +94,16 @@ def references(op, x, window, anchor, on_gpu):
 
 
 def parity(args, report, gen):
-    """Every case of tests/kernel_shapes.txt, every dtype, both ops, the default window and
-    WINDOWS: bitwise against each of references(). launch-each: one launch of each, unchecked
-    beyond the CPU op (for compute-sanitizer)."""
+    """Every shape of tests/kernel_shapes.txt, every dtype, both ops, the default window and the
+    file's others: bitwise against each of references(). launch-each: one launch of each,
+    unchecked beyond the CPU op (for compute-sanitizer)."""
     on_gpu = args.device != "cpu"
-    for shape, channels_last, offset in read_cases():
+    shapes, windows = read_kernel_cases()
+    for shape, channels_last, offset in shapes:
         for dtype in DTYPES:
             x = make_input(shape, channels_last, offset, dtype, args.device, gen)
             name = f"{str(dtype)[6:]} {'x'.join(map(str, shape))} {'NHWC' if channels_last else 'NCHW'} +{offset}"
-            for window, anchor in [((2, 2), (0, 0)), *WINDOWS]:
+            for window, anchor in [((2, 2), (0, 0)), *windows]:
                 for op in (npr_cuda.npr, npr_cuda.npr_backward):
                     out = op(x, window, anchor)
                     if args.launch_each_only:
@@ -138,7 +141,7 @@ def large(args, report, gen):
 
 def kernels_per_call(args, report, gen):
     activity = torch.profiler.ProfilerActivity.CUDA if args.device != "cpu" else torch.profiler.ProfilerActivity.CPU
-    for shape, channels_last, offset in read_cases():
+    for shape, channels_last, offset in read_kernel_cases()[0]:
         x = make_input(shape, channels_last, offset, torch.float32, args.device, gen)
         for op in (npr_cuda.npr, npr_cuda.npr_backward):
             op(x)

@@ -45,13 +45,14 @@ Window check_window(at::IntArrayRef window, at::IntArrayRef anchor, const char* 
 PlaneLayout prepare_planes(const at::Tensor& x, const char* op_name);
 
 // Every backend's op: the window and input checked, the layout prepared, run(layout, window)
-// called where there is anything to compute, and the output returned.
+// called where there is anything to compute, with the window fitted to the image (fit_window),
+// and the output returned.
 template <typename Run>
 at::Tensor run_pass(Pass pass, const at::Tensor& x, at::IntArrayRef window, at::IntArrayRef anchor, const Run& run) {
   const Window checked = check_window(window, anchor, op_name(pass));
   const PlaneLayout layout = prepare_planes(x, op_name(pass));
   if (layout.output.numel() > 0) {
-    run(layout, checked);
+    run(layout, fit_window(checked, layout.height, layout.width));
   }
   return layout.output;
 }

@@ -51,6 +51,22 @@ struct Window {
   }
 };
 
+// The window, no larger than an image of height x width (both >= 1), that gives `w`'s result
+// under the rule: a window of l >= n rows holds all n rows, so for every i < n
+// A(i, n, l, o) = min(o, n - 1) = A(i, n, n, min(o, n - 1)); likewise for columns. The ops fit
+// every window before any kernel sees it, so no kernel sizes, indexes or allocates by a window
+// larger than the tensor, whatever the caller asked for (up to int64's largest).
+C10_HOST_DEVICE constexpr Window fit_window(const Window& w, int64_t height, int64_t width) {
+  return {w.rows < height ? w.rows : height, w.cols < width ? w.cols : width,
+          w.anchor_row < height - 1 ? w.anchor_row : height - 1, w.anchor_col < width - 1 ? w.anchor_col : width - 1};
+}
+
+// Whether `w` is fitted to an image of height x width (fit_window): what every kernel assumes.
+C10_HOST_DEVICE constexpr bool is_fitted(const Window& w, int64_t height, int64_t width) {
+  return w.rows >= 1 && w.cols >= 1 && w.rows <= height && w.cols <= width && w.anchor_row >= 0 && w.anchor_col >= 0 &&
+         w.anchor_row < w.rows && w.anchor_col < w.cols;
+}
+
 // Row pairs: an even row h and the odd row h + 1 share the anchors of row h, so both kernels
 // give each row pair to one worker. Pairs are numbered plane by plane.
 C10_HOST_DEVICE constexpr int64_t row_pairs_per_plane(int64_t height) { return (height + 1) / 2; }

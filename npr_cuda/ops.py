@@ -26,17 +26,24 @@ def _pair(value: Window, name: str, op: str) -> List[int]:
     return _checked_pair(value, name, op)
 
 
+_INT64_LIMIT = 2**63
+
+
 @torch.jit.unused
 def _checked_pair(value: Window, name: str, op: str) -> List[int]:
     if isinstance(value, int) and not isinstance(value, bool):
-        return [value, value]
-    if (
+        pair = [value, value]
+    elif (
         isinstance(value, Sequence)
         and len(value) == 2
         and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
     ):
-        return [int(value[0]), int(value[1])]
-    raise TypeError(f"{op}: expected {name} as an int or a pair of ints (rows, columns), got {value!r}")
+        pair = [int(value[0]), int(value[1])]
+    else:
+        raise TypeError(f"{op}: expected {name} as an int or a pair of ints (rows, columns), got {value!r}")
+    if not all(-_INT64_LIMIT <= v < _INT64_LIMIT for v in pair):  # the schema's int is int64
+        raise ValueError(f"{op}: expected {name} values within int64 (below 2**63 in magnitude), got {value!r}")
+    return pair
 
 
 def npr(x: Tensor, window: Window = 2, anchor: Tuple[int, int] = (0, 0)) -> Tensor:

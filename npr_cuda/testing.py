@@ -92,8 +92,8 @@ def window_gradient(grad, window, anchor):
     g = grad.to(opmath)
     nh, nw = -(-height // lh), -(-width // lw)
     total = None
-    for dh in range(lh):
-        for dw in range(lw):
+    for dh in range(min(lh, height)):  # a window's rows and columns past the image's add nothing
+        for dw in range(min(lw, width)):
             rows, cols = torch.arange(nh) * lh + dh, torch.arange(nw) * lw + dw
             values = g.index_select(-2, rows.clamp(max=height - 1)).index_select(-1, cols.clamp(max=width - 1))
             inside = (rows < height)[:, None] & (cols < width)[None, :]

@@ -189,6 +189,8 @@ def test_torchscript(gen):
         ((2, 3, 4), (0, 0), TypeError, "expected window as an int or a pair of ints"),
         (2, (0,), TypeError, "expected anchor as an int or a pair of ints"),
         (2, "00", TypeError, "expected anchor as an int or a pair of ints"),
+        (2**63, (0, 0), ValueError, "expected window values within int64"),
+        ((2, 3), (0, -(2**63) - 1), ValueError, "expected anchor values within int64"),
     ],
 )
 def test_bad_windows_and_anchors_name_the_op(op, window, anchor, error, message):

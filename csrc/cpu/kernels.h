@@ -23,6 +23,9 @@
 namespace npr_cuda::cpu::CPU_CAPABILITY {
 
 void run_kernel(Pass pass, const PlaneLayout& layout, const Window& window) {
+  // run_pass fits the window: the kernels size scratch and tasks by it.
+  TORCH_CHECK(is_fitted(window, layout.height, layout.width),
+              "npr_cuda: internal error: a window not fitted to the image");
   AT_DISPATCH_FLOATING_TYPES_AND2(at::kHalf, at::kBFloat16, layout.input.scalar_type(), "npr_cpu", [&] {
     // The 2x2 window's channels_last backward measured faster by row groups than by row pairs
     // (bench/RESULTS.md, "2026-11-29, evening").

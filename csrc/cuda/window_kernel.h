@@ -31,6 +31,8 @@ struct WindowParams {
 
 template <typename U>
 WindowParams<U> make_window_params(int64_t planes, int64_t height, int64_t width, int64_t inner, const Window& w) {
+  // run_pass fits the window (fit_window), so every size below fits in U with the tensor's.
+  TORCH_CHECK(is_fitted(w, height, width), "npr_cuda: internal error: a window not fitted to the image");
   const int64_t across = (width + w.cols - 1) / w.cols;
   const int64_t down = (height + w.rows - 1) / w.rows;
   WindowParams<U> p;

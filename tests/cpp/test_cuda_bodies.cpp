@@ -1,14 +1,15 @@
 // The CUDA kernels' per-thread code (csrc/cuda/npr_cuda_kernel.h), compiled with the host
 // compiler and run here for every instance the launcher can choose, and for the one it chooses:
 // forward and backward x float32, float64, float16, bfloat16 x every pack width and the element
-// path x NCHW and channels_last x 32- and 64-bit indices, and the window kernels (any other
-// window and anchor) x 32- and 64-bit indices, over tests/kernel_shapes.txt, on inputs with NaN,
-// Inf and -0, into NaN-poisoned outputs, compared bit for bit with the CPU op. Each run walks the
-// launch's grid as the device would (blocks_for's block count, kThreadsPerBlock threads, the
-// kernels' own thread-to-item step and guard) and counts every element stored: each output
-// element must be written exactly once, and nothing past the output (the buffers have slack
-// there). Every pack access must be aligned to its size, as a GPU requires. Also: the fast
-// divider against `/`, and the launcher's choice of instance. Run by ctest, so by CI.
+// path x NCHW and channels_last x 32- and 64-bit indices, and the window kernels (the file's
+// windows, up to int64's largest) x 32- and 64-bit indices, over tests/kernel_shapes.txt, on
+// inputs with NaN, Inf and -0, into NaN-poisoned outputs, compared bit for bit with the CPU op.
+// Each run walks the launch's grid as the device would (blocks_for's block count,
+// kThreadsPerBlock threads, the kernels' own thread-to-item step and guard) and counts every
+// element stored: each output element must be written exactly once, and nothing past the output
+// (the buffers have slack there). Every pack access must be aligned to its size, as a GPU
+// requires. Also: the fast divider against `/`, and the launcher's choice of instance. Run by
+// ctest, so by CI.
 //
 //   test_cuda_bodies SHAPES_FILE
 
@@ -55,23 +56,36 @@ struct Case {
   }
 };
 
-std::vector<Case> read_cases(const char* path) {
+// The shapes and the windows (other than the default) of tests/kernel_shapes.txt.
+struct KernelCases {
+  std::vector<Case> shapes;
+  std::vector<Window> windows;
+};
+
+KernelCases read_cases(const char* path) {
   std::ifstream file(path);
   if (!file) {
     std::cerr << "cannot read " << path << "\n";
     std::exit(2);
   }
-  std::vector<Case> cases;
+  KernelCases cases;
   for (std::string line; std::getline(file, line);) {
     if (line.empty() || line[0] == '#') {
       continue;
     }
     std::istringstream fields(line);
+    if (line.rfind("window ", 0) == 0) {
+      std::string word;
+      Window w;
+      fields >> word >> w.rows >> w.cols >> w.anchor_row >> w.anchor_col;
+      cases.windows.push_back(w);
+      continue;
+    }
     Case c;
     std::string layout;
     fields >> c.n >> c.c >> c.h >> c.w >> layout >> c.offset;
     c.channels_last = layout == "nhwc";
-    cases.push_back(c);
+    cases.shapes.push_back(c);
   }
   return cases;
 }
@@ -221,12 +235,14 @@ std::string window_name(const Window& w) {
          std::to_string(w.anchor_row) + ", " + std::to_string(w.anchor_col) + ")";
 }
 
-// Window kernel `pass` for `w` on the host, every thread of its launch, into `layout.output`.
+// Window kernel `pass` for `w` on the host, every thread of its launch, into `layout.output`;
+// the window fitted to the image first, as the ops do (run_pass).
 template <typename T, typename U>
 bool run_window_grid(Pass pass, const Window& w, const PlaneLayout& layout, const std::string& what) {
   const T* in = layout.input.const_data_ptr<T>();
   T* out = layout.output.mutable_data_ptr<T>();
-  const auto p = make_window_params<U>(layout.planes, layout.height, layout.width, layout.inner, w);
+  const Window fitted = fit_window(w, layout.height, layout.width);
+  const auto p = make_window_params<U>(layout.planes, layout.height, layout.width, layout.inner, fitted);
   return run_counted(layout.output, what, [&] {
     walk_grid<U>(p.items, pass, [&](U block, U thread) {
       if (pass == Pass::kForward) {
@@ -240,9 +256,9 @@ bool run_window_grid(Pass pass, const Window& w, const PlaneLayout& layout, cons
 
 // The window kernels (any window but the default): every element of `x`, for 32- and 64-bit
 // indices, against the CPU op.
-void check_window_instances(const Case& c, at::ScalarType dtype, std::mt19937& rng) {
+void check_window_instances(const Case& c, const std::vector<Window>& windows, at::ScalarType dtype,
+                            std::mt19937& rng) {
   const at::Tensor x = make_input(c, dtype, rng);
-  const Window windows[] = {{2, 2, 1, 1}, {3, 3, 1, 2}, {4, 4, 3, 3}, {8, 8, 7, 0}, {1, 1, 0, 0}, {2, 3, 1, 2}};
   for (const Pass pass : {Pass::kForward, Pass::kBackward}) {
     for (const Window& w : windows) {
       const at::Tensor expected = cpu_op(pass, x, w);
@@ -362,12 +378,12 @@ int main(int argc, char** argv) {
   check_divider<uint32_t>(rng64);
   check_divider<uint64_t>(rng64);
   check_launcher_choices();
-  const std::vector<Case> cases = read_cases(argv[1]);
-  check(cases.size() >= 20, "the shape list was read");
-  for (const Case& c : cases) {
+  const KernelCases cases = read_cases(argv[1]);
+  check(cases.shapes.size() >= 20 && cases.windows.size() >= 6, "the shape and window lists were read");
+  for (const Case& c : cases.shapes) {
     for (const auto dtype : {at::kFloat, at::kDouble, at::kHalf, at::kBFloat16}) {
       check_instances(c, dtype, rng);
-      check_window_instances(c, dtype, rng);
+      check_window_instances(c, cases.windows, dtype, rng);
     }
   }
   std::cout << checks - failures << " passed, " << failures << " failed\n";

@@ -14,7 +14,17 @@ pytest.importorskip("onnxscript")
 from npr_cuda.export import ONNX_TRANSLATIONS  # noqa: E402
 from npr_cuda.export.onnx_ops import OPSET  # noqa: E402
 
-WINDOWS = [(2, (0, 0)), (3, (1, 2)), ((2, 3), (1, 2)), (4, (3, 3)), (1, (0, 0)), ((5, 1), (4, 0))]
+# The last two: far larger than any input, the translation's int64 indices giving the rule there too.
+WINDOWS = [
+    (2, (0, 0)),
+    (3, (1, 2)),
+    ((2, 3), (1, 2)),
+    (4, (3, 3)),
+    (1, (0, 0)),
+    ((5, 1), (4, 0)),
+    ((2**63 - 1, 3), (2**63 - 2, 1)),
+    ((4, 2**32 + 1), (3, 2**32)),
+]
 RANKS = (2, 3, 4, 5)
 
 
