@@ -92,16 +92,32 @@ KernelCases read_cases(const char* path) {
 
 // Elements past a tensor of case `c` that a grid without its guard could reach: the last block's
 // tail of up to kThreadsPerBlock - 1 items, which for the row-pair kernels lie a few row pairs on
-// and for the window kernels (windows up to 8 x 8 here, one item per window and channel) up to
-// that many items' planes on.
+// and for the window kernels (one item per window and channel; a window may be the whole image)
+// up to that many planes on.
 int64_t slack_elements(const Case& c) {
-  const int64_t fewest_items_per_plane = ((c.h + 7) / 8) * ((c.w + 7) / 8) * (c.channels_last ? c.c : 1);
-  const int64_t planes = (kThreadsPerBlock - 1) / fewest_items_per_plane + 2;
+  const int64_t planes = kThreadsPerBlock - 1 + 2;
   return (planes * c.h + 4) * c.w * c.c + 8192;
 }
 
+// Under AddressSanitizer (.ci/sanitize.sh) the input ends where its allocation does, so that the
+// allocation's redzone reports a read past it where it happens; otherwise the input has
+// slack_elements after it. Either way, the memory around the input holds NaN: a stray read that
+// reaches a result shows in the bitwise comparison.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr bool kInputRedzone = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr bool kInputRedzone = true;
+#else
+constexpr bool kInputRedzone = false;
+#endif
+#else
+constexpr bool kInputRedzone = false;
+#endif
+
 // Random values with NaN, +-Inf and -0 sprinkled in, as `dtype`, starting `offset` elements
-// after a 64-byte aligned allocation, in the case's memory layout, with slack_elements after it.
+// into a 64-byte aligned allocation of NaN (torch's CPU allocations are), in the case's memory
+// layout.
 at::Tensor make_input(const Case& c, at::ScalarType dtype, std::mt19937& rng) {
   const int64_t numel = c.n * c.c * c.h * c.w;
   at::Tensor values = at::randn({numel}, at::kDouble);
@@ -112,10 +128,10 @@ at::Tensor make_input(const Case& c, at::ScalarType dtype, std::mt19937& rng) {
       v[i] = specials[rng() % 5];
     }
   }
-  at::Tensor storage = at::zeros({numel + c.offset + 64 + slack_elements(c)}, at::TensorOptions().dtype(dtype));
-  const auto misalignment = reinterpret_cast<uintptr_t>(storage.data_ptr()) % 64;
-  const int64_t start = (misalignment == 0 ? 0 : (64 - misalignment) / storage.element_size()) + c.offset;
-  at::Tensor flat = storage.narrow(0, start, numel);
+  const int64_t after = kInputRedzone ? 0 : slack_elements(c);
+  at::Tensor storage = at::full({c.offset + numel + after}, NAN, at::TensorOptions().dtype(dtype));
+  TORCH_CHECK(reinterpret_cast<uintptr_t>(storage.data_ptr()) % 64 == 0, "expected a 64-byte aligned allocation");
+  at::Tensor flat = storage.narrow(0, c.offset, numel);
   flat.copy_(values);
   return c.channels_last ? flat.view({c.n, c.h, c.w, c.c}).permute({0, 3, 1, 2}) : flat.view({c.n, c.c, c.h, c.w});
 }
