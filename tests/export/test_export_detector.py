@@ -4,6 +4,7 @@ is one line and exit status 2, with nothing left half-written."""
 
 import json
 import os
+import zipfile
 
 import pytest
 import torch
@@ -53,6 +54,8 @@ def test_pt2_fixed_size_matches_the_checkpoint(tmp_path, images, capsys):
     export_cli.main(["--weights", weights, "--output", model, "--resize", "48"])
     runner = export_detector_module.load_exported(model, torch.device("cpu"))
     assert spec_from_metadata(runner.metadata).resize == 48
+    with zipfile.ZipFile(model) as package:  # compiled code, run when loaded: npr-detect --help says so
+        assert any(name.endswith(".so") for name in package.namelist())
     expected = probabilities(capsys, [*images, "--weights", weights, "--resize", "48"])
     assert probabilities(capsys, [*images, "--model", model]) == pytest.approx(expected, abs=1e-5)
     # The recorded preprocessing may be repeated, never changed.
@@ -101,6 +104,16 @@ def test_a_failed_export_leaves_nothing_behind(tmp_path, monkeypatch):
         export_cli.main(["--weights", weights, "--output", str(tmp_path / "m.onnx")])
     assert sorted(os.listdir(tmp_path)) == ["m.onnx", "w.pth"]
     assert (tmp_path / "m.onnx").read_bytes() == b"the previous model"
+
+
+def test_detect_help_says_which_exported_files_run_code(capsys):
+    with pytest.raises(SystemExit):
+        detect_cli.parse_args(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert (
+        "A .pt2 holds compiled code that runs when it is loaded: load only packages you exported yourself" in help_text
+    )
+    assert "an .onnx file is data" in help_text
 
 
 def test_detect_model_refuses_options_fixed_at_export(tmp_path, images, capsys):
