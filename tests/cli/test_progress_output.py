@@ -1,14 +1,15 @@
 """The tools' progress where stderr is not a terminal (a log file, a pipe, pytest's capture):
-one line per stage (a generator, an epoch, a seed), no carriage return; and npr-demo's estimate
+one line per stage (a generator, a detection run, an epoch, a seed), no carriage return; and npr-demo's estimate
 of the time left, said once, only after its steps were timed."""
 
 import re
 
 from helpers.checkpoints import write_random_detector
-from helpers.image_folders import write_image
+from helpers.image_folders import make_generator_tree, write_image
 
 from npr_cuda.cli import demo as demo_cli
 from npr_cuda.cli import detect as detect_cli
+from npr_cuda.cli import eval as eval_cli
 from npr_cuda.cli import train as train_cli
 
 
@@ -59,3 +60,13 @@ def test_the_demo_estimate_times_only_steps_after_the_warmup():
     left = 0.25 * (100 - warmup - timed)
     assert said[warmup + timed - 1] == f"npr-demo: 100 training steps, 250 ms each: about {left:.0f} s of training left"
     assert [s for s in said if s] == [said[warmup + timed - 1]]  # said once
+
+
+def test_eval_prints_a_line_per_generator(tmp_path, capsys):
+    weights = write_random_detector(tmp_path / "w.pth")
+    make_generator_tree(str(tmp_path / "tree"), generators=("gan_a", "gan_b"), per_class=2)
+    eval_cli.main([str(tmp_path / "tree"), "--weights", weights, "--workers", "0", "--device", "cpu"])
+    err = capsys.readouterr().err
+    assert "\r" not in err
+    for generator in ("gan_a", "gan_b"):
+        assert len(re.findall(rf"^{generator}: 1/1 batch in [0-9.]+ s", err, re.M)) == 1, err

@@ -17,6 +17,7 @@ from npr_cuda.cli import export as export_cli
 from npr_cuda.export import detector as export_detector_module
 from npr_cuda.export import spec_from_metadata
 
+onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
@@ -42,6 +43,8 @@ def test_onnx_any_size_matches_the_checkpoint(tmp_path, images, capsys, window, 
     export_cli.main(["--weights", weights, "--output", model])
     printed = capsys.readouterr().out
     assert f"npr_cuda.window: {window},{window}" in printed and "ImageNet mean" in printed
+    graph = onnx.load(model)  # standard operators only, no functions of another domain: data, no code
+    assert {node.domain for node in graph.graph.node} == {""} and not graph.functions
     expected = probabilities(capsys, [*images, "--weights", weights])
     assert probabilities(capsys, [*images, "--model", model]) == pytest.approx(expected, abs=1e-5)
     assert len(expected) == len(images) and max(expected) - min(expected) > 1e-3  # not all alike
