@@ -22,18 +22,20 @@ def test_detect_prints_one_line_for_its_images(tmp_path, capsys):
     assert len(re.findall(r"^npr-detect: 2/2 batches in [0-9.]+ s", err, re.M)) == 1, err
 
 
-def test_train_prints_a_line_per_epoch(tmp_path, capsys):
-    for label, folder in enumerate(("0_real", "1_fake")):
-        for i in range(4):
-            write_image(str(tmp_path / "data" / "train" / folder / f"{i}.png"), size=(40, 40), seed=10 * label + i)
+def test_train_prints_a_line_per_epoch_and_per_validation(tmp_path, capsys):
+    for split in ("train", "val"):
+        for label, folder in enumerate(("0_real", "1_fake")):
+            for i in range(4):
+                write_image(str(tmp_path / "data" / split / folder / f"{i}.png"), size=(40, 40), seed=10 * label + i)
     argv = [str(tmp_path / "data"), "--output", str(tmp_path / "run"), "--niter", "2", "--batch-size", "4"]
-    argv += ["--load-size", "40", "--crop-size", "32", "--workers", "0", "--device", "cpu", "--val-split", ""]
+    argv += ["--load-size", "40", "--crop-size", "32", "--workers", "0", "--device", "cpu"]
     train_cli.main(argv)
     err = capsys.readouterr().err
     assert "\r" not in err
     for epoch in (1, 2):
         line = re.findall(rf"^epoch {epoch}/2: 2/2 batches in .*", err, re.M)
         assert len(line) == 1 and "loss=" in line[0] and "img_s=" in line[0], err
+    assert len(re.findall(r"^validate: \d+/\d+ batch(es)? in ", err, re.M)) == 2, err
 
 
 def test_demo_prints_a_line_per_seed_and_no_estimate_for_a_short_run(tmp_path, capsys):
