@@ -19,11 +19,11 @@ import sys
 import time
 
 import torch
-from tqdm import tqdm
 
 from ..detector.metrics import binary_metrics
 from ..detector.model import NPR_IMPLEMENTATIONS, npr_resnet50
 from ..detector.predict import fake_probabilities
+from ..detector.progress import progress_bar
 from ..detector.synthetic_fakes import FAMILIES, TEST_PHOTOS, TRAIN_PHOTOS, figure, labelled, make_split
 from ..detector.training import train_step
 from .argument_types import int_pair, positive_int
@@ -31,6 +31,9 @@ from .common import add_common_arguments, new_parser, resolve_device
 
 METRICS = ["acc", "ap", "real_acc", "fake_acc"]
 TEST_SEED_OFFSET = 10_000  # the test crops of seed s are drawn with s + this: never a training seed
+# The first steps allocate and warm up and say little about the rest; the estimate of the time
+# left waits for this many, then times this many more.
+WARMUP_STEPS, TIMED_STEPS = 5, 10
 
 
 def parse_args(argv=None):
@@ -62,7 +65,32 @@ def parse_args(argv=None):
     return args
 
 
-def run_seed(args, seed, device, progress) -> list:
+class TimeLeft:
+    """The training time left, said once: after WARMUP_STEPS steps, from the TIMED_STEPS after
+    them (timing from the start counted the data, the figure and the warm-up, and overestimated
+    a 136 s run as about 405 s). Only the training steps are timed; a run too short to time
+    them says nothing."""
+
+    def __init__(self, total_steps: int, clock=time.perf_counter):
+        self.total_steps, self.clock = total_steps, clock
+        self.done, self.timing_since = 0, None
+
+    def step(self):
+        """Counts a finished training step; returns the estimate once, when it is measured."""
+        self.done += 1
+        if self.done == WARMUP_STEPS:
+            self.timing_since = self.clock()
+        elif self.done == WARMUP_STEPS + TIMED_STEPS:
+            per_step = (self.clock() - self.timing_since) / TIMED_STEPS
+            left = per_step * (self.total_steps - self.done)
+            return (
+                f"npr-demo: {self.total_steps} training steps, {per_step * 1000:.0f} ms each: "
+                f"about {left:.0f} s of training left"
+            )
+        return None
+
+
+def run_seed(args, seed, device, estimate) -> list:
     """Trains a detector on `seed`'s crops of the training photos; its rows on the test photos."""
     train_split = make_split(TRAIN_PHOTOS, args.crops, args.size, seed=seed)
     test_split = make_split(TEST_PHOTOS, args.crops, args.size, seed=TEST_SEED_OFFSET + seed)
@@ -76,17 +104,19 @@ def run_seed(args, seed, device, progress) -> list:
     steps_per_epoch = math.ceil(len(labels) / args.batch_size)
     order_gen = torch.Generator().manual_seed(seed)
     model.train()
+    progress = progress_bar(desc=f"seed {seed}: train on {args.train_family}", unit="step",
+                            total=args.epochs * steps_per_epoch)  # fmt: skip
     for epoch in range(args.epochs):
         order = torch.randperm(len(labels), generator=order_gen)
         for step in range(steps_per_epoch):
             batch = order[step * args.batch_size : (step + 1) * args.batch_size]
             loss = train_step(model, optimizer, images[batch].to(device), labels[batch].to(device))
             progress.update()
-            progress.set_postfix(seed=seed, epoch=epoch + 1, loss=f"{loss:.4f}")
-            if progress.n == 2:  # the first step warms up; the second is a fair sample
-                per_step = progress.format_dict["elapsed"] / 2
-                print(f"\nnpr-demo: {progress.total} training steps, about {per_step * progress.total:.0f} s",
-                      file=sys.stderr)  # fmt: skip
+            progress.set_postfix(epoch=epoch + 1, loss=f"{loss:.4f}")
+            said = estimate.step()
+            if said:
+                progress.write(said, file=sys.stderr)
+    progress.close()
     model.eval()
     rows = []
     with torch.inference_mode():
@@ -139,10 +169,8 @@ def main(argv=None):
         file=sys.stderr,
     )
     steps_per_seed = args.epochs * math.ceil(2 * args.crops * len(TRAIN_PHOTOS) / args.batch_size)
-    progress = tqdm(total=len(seeds) * steps_per_seed, desc=f"train on {args.train_family}", unit="step",
-                    file=sys.stderr)  # fmt: skip
-    per_seed = [{"seed": seed, "rows": run_seed(args, seed, device, progress)} for seed in seeds]
-    progress.close()
+    estimate = TimeLeft(len(seeds) * steps_per_seed)
+    per_seed = [{"seed": seed, "rows": run_seed(args, seed, device, estimate)} for seed in seeds]
     summary = summarise(per_seed)
     print(
         f"\nNPR detector (window {args.window[0]}x{args.window[1]}, anchor {args.anchor}) trained on "

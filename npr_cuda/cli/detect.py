@@ -42,7 +42,8 @@ def parse_args(argv=None):
         "--model",
         metavar="FILE",
         help="a detector exported by npr-export: FILE.onnx (onnxruntime) or FILE.pt2 (AOTInductor); "
-        "its recorded --resize/--crop are the defaults",
+        "its recorded --resize/--crop are the defaults. A .pt2 holds compiled code that runs when it is "
+        "loaded: load only packages you exported yourself (an .onnx file is data)",
     )
     parser.add_argument(
         "--resize", type=positive_int, default=None, metavar="N", help="resize to N x N first (official: 256)"

@@ -5,9 +5,9 @@ from dataclasses import dataclass, field
 from typing import Callable, List
 
 from torch import Tensor
-from tqdm import tqdm
 
 from .data import DEFAULT_MAX_PIXELS, Failure
+from .progress import progress_bar
 
 
 @dataclass
@@ -37,7 +37,7 @@ def predict(
     inference on large images; the protocols' batches stay whole."""
     out = Predictions()
     start = time.perf_counter()
-    for batch in tqdm(loader, desc=desc, unit="batch", disable=not progress, leave=False):
+    for batch in progress_bar(loader, desc=desc, unit="batch", disable=not progress, leave=False):
         out.failures += batch.failures
         for images, labels, paths in batch.groups:
             per_pass = max(1, max_batch_pixels // (images.shape[-2] * images.shape[-1]))

@@ -35,13 +35,13 @@ from PIL import Image, ImageFilter
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler, Sampler
 from torchvision.transforms import functional as TF
-from tqdm import tqdm
 
 from .checkpoint import TrainingState, load_weights, read_training_state, save_training_state
 from .data import DEFAULT_MAX_PIXELS, IMAGENET_MEAN, IMAGENET_STD, ImageDataset, Protocol, eval_transform, make_loader
 from .metrics import binary_metrics
 from .model import DEFAULT_ANCHOR, DEFAULT_WINDOW, NPR_IMPLEMENTATIONS, npr_resnet50
 from .predict import predict
+from .progress import progress_bar
 from .speed import COMPILE_CHOICES, COMPILE_MIN_TRAIN_STEPS, Compiled, SpeedOptions, auto_compiles, fast_detector
 
 LR_DECAY = 0.9
@@ -437,7 +437,7 @@ class _Training:
         self.ddp_model.train()
         losses, images_seen, failures = [], 0, []  # images_seen: trained on, in this process
         start = time.perf_counter()
-        progress = tqdm(
+        progress = progress_bar(
             loader,
             desc=f"epoch {self.epoch + 1}/{config.niter}",
             unit="batch",

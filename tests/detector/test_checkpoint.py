@@ -59,3 +59,19 @@ def test_weights_with_nan_or_inf_are_refused(tmp_path, bad):
     torch.save(state, tmp_path / "diverged.pth")
     with pytest.raises(CheckpointError, match=r"NaN or Inf values \(1\): fc1.weight"):
         load_detector(str(tmp_path / "diverged.pth"))
+
+
+class RunsCodeWhenUnpickled:
+    """An object whose unpickling calls a function: what a checkpoint must never be able to do."""
+
+    def __reduce__(self):
+        return (os.mkdir, (self.marker,))
+
+
+def test_a_checkpoint_that_would_run_code_is_refused_unrun(tmp_path):
+    payload = RunsCodeWhenUnpickled()
+    payload.marker = str(tmp_path / "code_ran")
+    torch.save({"model": npr_resnet50().state_dict(), "extra": payload}, tmp_path / "evil.pth")
+    with pytest.raises(CheckpointError, match="weights_only=True failed"):
+        load_detector(str(tmp_path / "evil.pth"))
+    assert not os.path.exists(payload.marker)

@@ -4,6 +4,7 @@ is one line and exit status 2, with nothing left half-written."""
 
 import json
 import os
+import zipfile
 
 import pytest
 import torch
@@ -16,6 +17,7 @@ from npr_cuda.cli import export as export_cli
 from npr_cuda.export import detector as export_detector_module
 from npr_cuda.export import spec_from_metadata
 
+onnx = pytest.importorskip("onnx")
 pytest.importorskip("onnxruntime")
 pytest.importorskip("onnxscript")
 
@@ -41,6 +43,8 @@ def test_onnx_any_size_matches_the_checkpoint(tmp_path, images, capsys, window, 
     export_cli.main(["--weights", weights, "--output", model])
     printed = capsys.readouterr().out
     assert f"npr_cuda.window: {window},{window}" in printed and "ImageNet mean" in printed
+    graph = onnx.load(model)  # standard operators only, no functions of another domain: data, no code
+    assert {node.domain for node in graph.graph.node} == {""} and not graph.functions
     expected = probabilities(capsys, [*images, "--weights", weights])
     assert probabilities(capsys, [*images, "--model", model]) == pytest.approx(expected, abs=1e-5)
     assert len(expected) == len(images) and max(expected) - min(expected) > 1e-3  # not all alike
@@ -53,6 +57,8 @@ def test_pt2_fixed_size_matches_the_checkpoint(tmp_path, images, capsys):
     export_cli.main(["--weights", weights, "--output", model, "--resize", "48"])
     runner = export_detector_module.load_exported(model, torch.device("cpu"))
     assert spec_from_metadata(runner.metadata).resize == 48
+    with zipfile.ZipFile(model) as package:  # compiled code, run when loaded: npr-detect --help says so
+        assert any(name.endswith(".so") for name in package.namelist())
     expected = probabilities(capsys, [*images, "--weights", weights, "--resize", "48"])
     assert probabilities(capsys, [*images, "--model", model]) == pytest.approx(expected, abs=1e-5)
     # The recorded preprocessing may be repeated, never changed.
@@ -101,6 +107,16 @@ def test_a_failed_export_leaves_nothing_behind(tmp_path, monkeypatch):
         export_cli.main(["--weights", weights, "--output", str(tmp_path / "m.onnx")])
     assert sorted(os.listdir(tmp_path)) == ["m.onnx", "w.pth"]
     assert (tmp_path / "m.onnx").read_bytes() == b"the previous model"
+
+
+def test_detect_help_says_which_exported_files_run_code(capsys):
+    with pytest.raises(SystemExit):
+        detect_cli.parse_args(["--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert (
+        "A .pt2 holds compiled code that runs when it is loaded: load only packages you exported yourself" in help_text
+    )
+    assert "an .onnx file is data" in help_text
 
 
 def test_detect_model_refuses_options_fixed_at_export(tmp_path, images, capsys):
