@@ -30,9 +30,11 @@ export ASAN_OPTIONS=detect_leaks=0:verify_asan_link_order=0:halt_on_error=1:abor
 export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 runtimes="$(gcc -print-file-name=libasan.so):$(gcc -print-file-name=libubsan.so)"
 # torch.compile's tests stay out: inductor compiles and loads C++ of its own, uninstrumented, and
-# they test the op's registration, not its kernels (which the other tests run).
+# they test the op's registration, not its kernels (which the other tests run). --capture=sys:
+# pytest captures Python's output only, so a sanitizer's report (written to file descriptor 2
+# just before it aborts the process) reaches the log.
 readelf -d "$stage"/npr_cuda/_C*.so | grep -q 'NEEDED.*libasan' || { echo "the staged module is not sanitized" >&2; exit 1; }
 (cd "$stage" && LD_PRELOAD="$runtimes" python -c 'import npr_cuda, os; assert npr_cuda.__file__.startswith(os.getcwd())' &&
-  LD_PRELOAD="$runtimes" python -m pytest -q -p no:cacheprovider \
+  LD_PRELOAD="$runtimes" python -m pytest -q -p no:cacheprovider --capture=sys \
   tests/test_npr_op.py tests/test_npr_window.py tests/test_npr_huge_windows.py -k "not torch_compile")
 ctest --test-dir "$build" --output-on-failure -R "npr_dispatch|cuda_bodies_on_host"
