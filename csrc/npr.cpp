@@ -5,6 +5,7 @@
 #include "npr.h"
 
 #include <ATen/ATen.h>
+#include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/library.h>
 
 namespace npr_cuda {
@@ -56,6 +57,16 @@ PlaneLayout prepare_planes(const at::Tensor& x, const char* op_name) {
   const int64_t inner = format == at::MemoryFormat::Contiguous ? 1 : x.size(1);
   const int64_t planes = height * width * inner == 0 ? 0 : x.numel() / (height * width * inner);
   return {input, at::empty_like(input, format), planes, height, width, inner};
+}
+
+at::Tensor call_op(Pass pass, const at::Tensor& x, at::IntArrayRef window, at::IntArrayRef anchor) {
+  using Signature = at::Tensor(const at::Tensor&, at::IntArrayRef, at::IntArrayRef);
+  static const auto find = [](const char* name) {
+    return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Signature>();
+  };
+  static const auto npr = find("npr_cuda::npr");
+  static const auto npr_backward = find("npr_cuda::npr_backward");
+  return (pass == Pass::kForward ? npr : npr_backward).call(x, window, anchor);
 }
 
 namespace {

@@ -44,6 +44,10 @@ Window check_window(at::IntArrayRef window, at::IntArrayRef anchor, const char* 
 // neither NCHW-contiguous nor channels_last is made contiguous first.
 PlaneLayout prepare_planes(const at::Tensor& x, const char* op_name);
 
+// `pass` on x through the dispatcher, from its first key (autograd, batching, tracing included):
+// how the autograd and batching rules call the ops.
+at::Tensor call_op(Pass pass, const at::Tensor& x, at::IntArrayRef window, at::IntArrayRef anchor);
+
 // Every backend's op: the window and input checked, the layout prepared, run(layout, window)
 // called where there is anything to compute, with the window fitted to the image (fit_window),
 // and the output returned.

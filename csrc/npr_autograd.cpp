@@ -1,60 +1,82 @@
-// Autograd for both ops, in C++ at the Autograd key (as torchvision's ops do): a Python autograd
-// formula (torch.library.register_autograd) costs several microseconds of host time per call,
-// which is the whole cost of the op on a small tensor (bench/RESULTS.md, host time per call).
+// Autograd for both ops, in C++ at the Autograd key, written as ATen's own generated kernels are
+// (a graph node and a forward-mode tangent), so that both ops compose with torch.func (grad, vjp,
+// jvp, jacrev, jacfwd, hessian) and forward-mode AD as ATen ops do: functorch refuses a
+// torch::autograd::Function, and a Python autograd formula costs several microseconds of host
+// time per call, the whole cost of the op on a small tensor (bench/RESULTS.md, host time per
+// call). libtorch callers of the ops through the dispatcher get the same autograd.
 //
-// NPR is linear: the gradient of npr is npr_backward (its adjoint), and the gradient of
-// npr_backward is npr. Each backward calls the other op through the dispatcher, autograd
-// included, so double backward works.
+// NPR is linear: the gradient of npr is npr_backward (its adjoint), the gradient of npr_backward
+// is npr, and each op's tangent is the op itself applied to the input's tangent. Each rule calls
+// the other op, or the op itself, through the dispatcher, autograd included, so that every order
+// of derivative nests.
 
-#include <ATen/core/dispatch/Dispatcher.h>
 #include <torch/autograd.h>
+#include <torch/csrc/autograd/function.h>
+#include <torch/csrc/autograd/functions/utils.h>
 #include <torch/library.h>
+
+#include <string>
+#include <vector>
 
 #include "npr.h"
 
 namespace npr_cuda {
 namespace {
 
-using Signature = at::Tensor(const at::Tensor&, at::IntArrayRef, at::IntArrayRef);
-using OpHandle = c10::TypedOperatorHandle<Signature>;
+constexpr Pass adjoint(Pass pass) { return pass == Pass::kForward ? Pass::kBackward : Pass::kForward; }
 
-const OpHandle& op_handle(Pass pass) {
-  static const auto find = [](const char* name) {
-    return c10::Dispatcher::singleton().findSchemaOrThrow(name, "").typed<Signature>();
-  };
-  static const OpHandle npr = find("npr_cuda::npr");
-  static const OpHandle npr_backward = find("npr_cuda::npr_backward");
-  return pass == Pass::kForward ? npr : npr_backward;
-}
+// The graph node of one call of `pass`: maps the output's gradient to the input's by the adjoint
+// op. It keeps only the window and anchor: a linear op's gradient needs no saved tensor.
+class AdjointNode : public torch::autograd::Node {
+ public:
+  AdjointNode(Pass pass, at::IntArrayRef window, at::IntArrayRef anchor)
+      : pass_(pass), window_(window.vec()), anchor_(anchor.vec()) {}
 
-template <Pass kPass>
-struct LinearOp : public torch::autograd::Function<LinearOp<kPass>> {
-  static constexpr Pass kAdjoint = kPass == Pass::kForward ? Pass::kBackward : Pass::kForward;
-
-  static at::Tensor forward(torch::autograd::AutogradContext* ctx, const at::Tensor& x, at::IntArrayRef window,
-                            at::IntArrayRef anchor) {
-    ctx->saved_data["window"] = window.vec();
-    ctx->saved_data["anchor"] = anchor.vec();
-    const at::AutoDispatchBelowADInplaceOrView below_autograd;
-    return op_handle(kPass).call(x, window, anchor);
+  torch::autograd::variable_list apply(torch::autograd::variable_list&& grads) override {
+    if (!grads[0].defined() || !should_compute_output(0)) {
+      return {at::Tensor()};
+    }
+    return {call_op(adjoint(pass_), grads[0], window_, anchor_)};
   }
-  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
-                                                 torch::autograd::variable_list grads) {
-    const auto window = ctx->saved_data["window"].toIntVector();
-    const auto anchor = ctx->saved_data["anchor"].toIntVector();
-    return {op_handle(kAdjoint).call(grads[0], window, anchor), at::Tensor(), at::Tensor()};
-  }
+
+  std::string name() const override { return pass_ == Pass::kForward ? "NprBackward" : "NprBackwardBackward"; }
+
+ private:
+  Pass pass_;
+  std::vector<int64_t> window_;
+  std::vector<int64_t> anchor_;
 };
+
+// The Autograd-key kernel of `kPass`: the op below autograd, then its graph node where x requires
+// grad, and its tangent where x has one (forward-mode AD, level 0 as in ATen's kernels; functorch
+// nests levels by wrapping tensors).
+template <Pass kPass>
+at::Tensor autograd_kernel(const at::Tensor& x, at::IntArrayRef window, at::IntArrayRef anchor) {
+  c10::intrusive_ptr<torch::autograd::Node> node;
+  if (torch::autograd::compute_requires_grad(x)) {
+    node = c10::make_intrusive<AdjointNode>(kPass, window, anchor);
+    node->set_next_edges(torch::autograd::collect_next_edges(x));
+  }
+  at::Tensor out;
+  {
+    const at::AutoDispatchBelowADInplaceOrView below_autograd;
+    out = call_op(kPass, x, window, anchor);
+  }
+  if (node) {
+    torch::autograd::set_history(out, node);
+  }
+  if (torch::autograd::isFwGradDefined(x)) {
+    const at::Tensor tangent = x._fw_grad(/*level=*/0);
+    out._set_fw_grad(call_op(kPass, tangent, window, anchor), /*level=*/0, /*is_inplace_op=*/false);
+  }
+  return out;
+}
 
 }  // namespace
 
 TORCH_LIBRARY_IMPL(npr_cuda, Autograd, m) {
-  m.impl("npr", [](const at::Tensor& x, at::IntArrayRef window, at::IntArrayRef anchor) {
-    return LinearOp<Pass::kForward>::apply(x, window, anchor);
-  });
-  m.impl("npr_backward", [](const at::Tensor& grad, at::IntArrayRef window, at::IntArrayRef anchor) {
-    return LinearOp<Pass::kBackward>::apply(grad, window, anchor);
-  });
+  m.impl("npr", &autograd_kernel<Pass::kForward>);
+  m.impl("npr_backward", &autograd_kernel<Pass::kBackward>);
 }
 
 }  // namespace npr_cuda

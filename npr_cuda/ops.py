@@ -104,6 +104,31 @@ def _npr_backward_fake(grad: Tensor, window: Sequence[int] = (2, 2), anchor: Seq
     return torch.empty_like(grad, memory_format=output_memory_format(grad))
 
 
+def _register_vmap_rule(op_name: str) -> None:
+    """torch.func.vmap's batching rule for ``npr_cuda::<op_name>``: the op treats every dimension
+    before (H, W) as batch, so a vmapped call is one call on the input with the vmapped dimension
+    moved to the front (without a rule, vmap ran the op once per slice, with a warning). In Python:
+    functorch's C++ interpreter headers are not usable from an extension (torch 2.14 ships them
+    without the nlohmann/json header they include); the rule runs only under vmap."""
+    op = getattr(torch.ops.npr_cuda, op_name).default
+
+    @torch.library.register_vmap(f"npr_cuda::{op_name}")
+    def batched(info, in_dims, x, window=(2, 2), anchor=(0, 0)):
+        x_dim = in_dims[0]
+        if x_dim is None:
+            return op(x, window, anchor), None
+        if x.dim() - 1 < 2:  # each example must be a valid input on its own
+            raise ValueError(
+                f"{op_name}: expected a tensor with at least 2 dimensions (..., H, W) per vmapped example, "
+                f"got examples of shape {tuple(x.movedim(x_dim, 0).shape[1:])}"
+            )
+        return op(x.movedim(x_dim, 0), window, anchor), 0
+
+
+_register_vmap_rule("npr")
+_register_vmap_rule("npr_backward")
+
+
 def build_info() -> dict:
     """How the loaded extension was built and runs: ``{'cuda': bool, 'cuda_arch_list': str,
     'cpu_isa': 'AVX512', 'AVX2' or 'DEFAULT' (the CPU kernels in use), 'torch': str}``."""

@@ -5,6 +5,7 @@
 #include <ATen/ATen.h>
 #include <ATen/core/dispatch/Dispatcher.h>
 #include <c10/util/Exception.h>
+#include <torch/csrc/autograd/autograd.h>
 
 #include <cmath>
 #include <cstdlib>
@@ -99,6 +100,21 @@ int main() {
       check(std::abs(lhs3 - rhs3) < 1e-9 * (1 + std::abs(lhs3)),
             "npr_backward is npr's adjoint for a 3x4 window, " + where);
     }
+  }
+
+  // Autograd for libtorch callers of the ops through the dispatcher: backward() reaches each op's
+  // adjoint, and a second backward (create_graph) goes through the adjoint's own rule.
+  {
+    const at::Tensor x = at::randn({2, 3, 7, 10}, at::kDouble).requires_grad_(true);
+    const at::Tensor g = at::randn({2, 3, 7, 10}, at::kDouble).requires_grad_(true);
+    const at::Tensor y = npr.call(x, {3, 4}, {2, 1});
+    const at::Tensor gx = torch::autograd::grad({y}, {x}, {g}, /*retain_graph=*/true, /*create_graph=*/true)[0];
+    check(at::equal(gx, npr_backward.call(g, {3, 4}, {2, 1})), "autograd through npr gives npr_backward");
+    const at::Tensor u = at::randn({2, 3, 7, 10}, at::kDouble);
+    const at::Tensor x2 = at::randn({2, 3, 7, 10}, at::kDouble).requires_grad_(true);
+    const at::Tensor gg = torch::autograd::grad({npr_backward.call(x2, {3, 4}, {2, 1})}, {x2}, {u})[0];
+    check(at::equal(gg, npr.call(u, {3, 4}, {2, 1})), "autograd through npr_backward gives npr");
+    check(gx.requires_grad(), "the gradient of npr has a graph of its own, in g (double backward)");
   }
 
   const std::string bad_dtype = error_of([&] { npr.call(at::zeros({2, 4, 4}, at::kLong)); });
