@@ -10,11 +10,10 @@ import subprocess
 import sys
 import time
 
-import numpy as np
 import pytest
 import torch
 from helpers.cli import exit_message
-from PIL import Image
+from helpers.image_folders import write_dataset
 
 import npr_cuda.detector.training as training
 from npr_cuda import npr
@@ -22,21 +21,6 @@ from npr_cuda.cli import train as train_cli
 from npr_cuda.detector import CheckpointError, load_detector, npr_resnet50, read_state_dict
 from npr_cuda.detector.training import decayed_lr
 from npr_cuda.reference import formula_npr
-
-
-def write_dataset(root, per_class=8, size=40, seed=0):
-    """Real: noise. Fake: noise at half resolution, up-sampled by 2 (nearest): the trace NPR sees."""
-    rng = np.random.default_rng(seed)
-    for split in ("train", "val"):
-        for label, folder in enumerate(("0_real", "1_fake")):
-            os.makedirs(os.path.join(root, split, folder), exist_ok=True)
-            for i in range(per_class):
-                if label == 0:
-                    pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
-                else:
-                    pixels = rng.integers(0, 256, (size // 2, size // 2, 3), dtype=np.uint8).repeat(2, 0).repeat(2, 1)
-                Image.fromarray(pixels).save(os.path.join(root, split, folder, f"{i}.png"))
-    return root
 
 
 def train_args(data, output, *extra):
