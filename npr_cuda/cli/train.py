@@ -18,7 +18,16 @@ import sys
 from ..detector.checkpoint import CheckpointError, CheckpointWriteError
 from ..detector.data import one_label_note, real_fake_samples
 from ..detector.speed import COMPILE_CHOICES, COMPILE_MIN_TRAIN_STEPS
-from ..detector.training import MAX_SEED, ConfigError, Diverged, Interrupted, TrainConfig, UnusableData, train
+from ..detector.training import (
+    MAX_SEED,
+    MIN_CROP_SIZE,
+    ConfigError,
+    Diverged,
+    Interrupted,
+    TrainConfig,
+    UnusableData,
+    train,
+)
 from .common import (
     add_common_arguments,
     add_window_arguments,
@@ -69,7 +78,9 @@ def parse_args(argv=None):
         "--seed", type=int, default=100, help=f"0 to {MAX_SEED}; the official seed_torch(100) by default"
     )
     parser.add_argument("--load-size", type=int, default=256, help="resize to this square first (official 256)")
-    parser.add_argument("--crop-size", type=int, default=224, help="then crop this square (official 224)")
+    parser.add_argument(
+        "--crop-size", type=int, default=224, help=f"then crop this square (official 224; at least {MIN_CROP_SIZE})"
+    )
     parser.add_argument("--no-flip", action="store_true")
     parser.add_argument("--blur-prob", type=float, default=0.0, help="Gaussian blur probability (official: 0)")
     parser.add_argument("--blur-sigma", type=pair(float), default=(0.0, 3.0), metavar="LOW,HIGH")
