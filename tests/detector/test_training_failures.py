@@ -206,3 +206,30 @@ def test_the_last_partial_batch_is_trained_as_the_official_loader_does(data, tmp
 def test_a_crop_too_small_for_a_batch_of_one_is_refused(data, tmp_path, capsys):
     argv = train_args(data, tmp_path, "--crop-size", "8")
     exit_message(capsys, 2, train_cli.main, argv, "--crop-size: expected at least 16")
+
+
+def test_a_step_weighted_over_processes_is_the_mean_over_their_images():
+    """Two processes' steps of 2 and 1 images, each weighted processes / images in the step and
+    averaged as DDP averages gradients, equal one step on all 3 images; an empty batch gives zero
+    gradients (it only joins the all-reduce). BatchNorm in eval mode keeps the images apart (in
+    training mode each process normalises its own batch, as under DDP without SyncBatchNorm)."""
+
+    def gradients(batches, weight):
+        torch.manual_seed(0)
+        model = training.npr_resnet50().eval()
+        optimizer = torch.optim.SGD(model.parameters(), lr=0.0)  # the step leaves the weights alone
+        total = None
+        for images, labels in batches:
+            training.train_step(model, optimizer, images, labels, weight=weight)
+            grads = [p.grad.clone() for p in model.parameters()]
+            total = grads if total is None else [t + g for t, g in zip(total, grads)]
+        return [g / len(batches) for g in total]
+
+    gen = torch.Generator().manual_seed(1)
+    images, labels = torch.randn(3, 3, 32, 32, generator=gen), torch.tensor([0, 1, 1])
+    whole = gradients([(images, labels)], weight=None)
+    split = gradients([(images[:2], labels[:2]), (images[2:], labels[2:])], weight=2 / 3)
+    for a, b in zip(whole, split):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+    empty = gradients([(images[:0], labels[:0])], weight=2 / 3)
+    assert all(not g.any() for g in empty)
