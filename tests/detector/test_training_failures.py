@@ -233,3 +233,9 @@ def test_a_step_weighted_over_processes_is_the_mean_over_their_images():
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
     empty = gradients([(images[:0], labels[:0])], weight=2 / 3)
     assert all(not g.any() for g in empty)
+
+
+def test_an_output_folder_that_cannot_be_made_is_refused_before_any_work(data, tmp_path, capsys):
+    (tmp_path / "a_file").write_text("not a folder")
+    argv = train_args(data, tmp_path / "a_file" / "run")
+    exit_message(capsys, 2, train_cli.main, argv, r"--output: expected a folder it can write to .*a_file is a file")
