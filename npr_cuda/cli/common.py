@@ -22,6 +22,7 @@ from ..detector.speed import (
     SpeedOptions,
     fast_detector,
 )
+from ..output_paths import file_problem
 from .argument_types import int_pair, non_negative_int, positive_int
 
 USAGE_ERROR = 2
@@ -151,6 +152,21 @@ def resolve_device(name: str, prog: str) -> torch.device:
     if device.type == "cuda" and not torch.cuda.is_available():
         usage_error(prog, f"--device {name}: no CUDA GPU is visible")
     return device
+
+
+def check_output_file(prog: str, flag: str, path: str) -> None:
+    """Exit 2, in one line, when no file can be written at `path` (a folder there, its folder
+    missing or not writable): called before any work, so that no run fails at its end."""
+    problem = file_problem(path)
+    if problem:
+        usage_error(prog, f"{flag} {path}: {problem}")
+
+
+def nothing_read(prog: str, failures) -> None:
+    """The end of a run that could read none of its images: the list of them, one line, exit 1."""
+    report_failures(failures)
+    print(f"{prog}: none of the {len(failures)} images could be read", file=sys.stderr)
+    raise SystemExit(1)
 
 
 def usage_error(prog: str, message: str):

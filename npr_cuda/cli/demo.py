@@ -27,7 +27,7 @@ from ..detector.progress import progress_bar
 from ..detector.synthetic_fakes import FAMILIES, TEST_PHOTOS, TRAIN_PHOTOS, figure, labelled, make_split
 from ..detector.training import train_step
 from .argument_types import int_pair, positive_int
-from .common import add_common_arguments, new_parser, resolve_device
+from .common import add_common_arguments, check_output_file, new_parser, resolve_device
 
 METRICS = ["acc", "ap", "real_acc", "fake_acc"]
 TEST_SEED_OFFSET = 10_000  # the test crops of seed s are drawn with s + this: never a training seed
@@ -160,6 +160,9 @@ def format_summary(summary) -> str:
 
 def main(argv=None):
     args = parse_args(argv)
+    for flag, output in (("--figure", args.figure), ("--json", args.json)):  # checked before the runs
+        if output:
+            check_output_file("npr-demo", flag, output)
     device = resolve_device(args.device, "npr-demo")
     started = time.perf_counter()
     seeds = list(range(args.seed, args.seed + args.seeds))

@@ -5,8 +5,9 @@
     npr-detect folder/ --model npr.onnx      # a model written by npr-export (.onnx or .pt2)
 
 Images are used at their own size by default: resampling blurs the up-sampling traces that NPR
-looks for. --resize and --crop apply the official test transforms instead. Unreadable files are
-skipped and listed on stderr at the end.
+looks for. --resize and --crop apply the official test transforms instead. 16-bit images are
+shifted down to 8 bits (the official loader clips them, which turns a photo white; npr-eval does
+that, for the official numbers). Unreadable files are skipped and listed on stderr at the end.
 """
 
 import json
@@ -26,6 +27,7 @@ from .common import (
     build_fast_detector,
     data_workers,
     new_parser,
+    nothing_read,
     printable,
     report_failures,
     resolve_device,
@@ -138,9 +140,12 @@ def main(argv=None):
         usage_error("npr-detect", f"no images ({', '.join(IMAGE_EXTENSIONS)}) in {' '.join(args.paths)}")
     device = resolve_device(args.device, "npr-detect")
     detector, protocol = (exported_model if args.model else checkpoint_model)(args, device, len(images))
-    dataset = ImageDataset([(path, -1) for path in images], eval_transform(protocol), args.max_pixels)
+    samples = [(path, -1) for path in images]
+    dataset = ImageDataset(samples, eval_transform(protocol), args.max_pixels, rescale_high_bit_depth=True)
     loader = make_loader(dataset, args.batch_size, data_workers(args, device), pin_memory=device.type == "cuda")
     result = predict(detector, loader, desc="npr-detect", progress=not args.quiet, max_batch_pixels=args.max_pixels)
+    if not result.probs:
+        nothing_read("npr-detect", result.failures)
     position = {path: i for i, path in enumerate(images)}  # batches group images by size: restore order
     for path, prob in sorted(zip(result.paths, result.probs), key=lambda item: position[item[0]]):
         label = "fake" if prob > THRESHOLD else "real"
@@ -149,8 +154,6 @@ def main(argv=None):
         else:
             print(f"{printable(path)}\t{prob:.6f}\t{label}")
     report_failures(result.failures)
-    if not result.probs:
-        sys.exit(1)
 
 
 if __name__ == "__main__":

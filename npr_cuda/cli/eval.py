@@ -28,7 +28,7 @@ from ..detector.data import (
     real_fake_samples,
     subfolders,
 )
-from ..detector.metrics import binary_metrics
+from ..detector.metrics import binary_metrics, json_safe
 from ..detector.model import NPR_IMPLEMENTATIONS
 from ..detector.predict import predict
 from .common import (
@@ -36,15 +36,23 @@ from .common import (
     add_speed_arguments,
     add_window_arguments,
     build_fast_detector,
+    check_output_file,
     data_workers,
     new_parser,
+    nothing_read,
     printable,
     report_failures,
     resolve_device,
     usage_error,
 )
 
-COLUMNS = ["generator", "n", "acc", "ap", "real_acc", "fake_acc"]
+COLUMNS = ["generator", "n", "acc", "ap", "real_acc", "fake_acc", "classes"]
+METRICS = ["acc", "ap", "real_acc", "fake_acc"]
+ONE_CLASS_NOTE = (
+    "one class only: AP is what scikit-learn's average_precision_score (validate.py's) gives there, 1.0 with "
+    "fakes only and 0.0 with reals only, averaged into the mean as test.py averages every folder's AP; the "
+    "absent class's accuracy is left out of the mean"
+)
 
 
 def parse_args(argv=None):
@@ -70,7 +78,8 @@ def parse_args(argv=None):
 
 def generators(root, skipped):
     """(name, samples) for each generator under root that holds 0_real/1_fake images; the
-    folders that hold none are appended to `skipped` with the reason."""
+    folders that hold none are appended to `skipped` with the reason. FileNotFoundError for a
+    root that holds 0_real/1_fake folders without images."""
     if has_label_folders(root):
         return [(os.path.basename(os.path.normpath(root)), real_fake_samples(root))]
     found = []
@@ -104,22 +113,27 @@ def evaluate(detector, generator_samples, protocol: Protocol, batch_size, worker
             key: float(np.nanmean([row[key] for row in rows]))
             if any(not math.isnan(row[key]) for row in rows)
             else math.nan
-            for key in COLUMNS[2:]
+            for key in METRICS
         }
-        rows.append({"generator": "mean", "n": sum(row["n"] for row in rows), **mean})
+        rows.append({"generator": "mean", "n": sum(row["n"] for row in rows), **mean, "classes": ""})
     return rows, failures, (images / seconds if seconds else math.nan)
 
 
 def format_table(rows) -> str:
+    """The table in percent; a folder with one class is marked, and a note says what its AP is."""
     lines = [f"{'generator':24} {'n':>7} {'acc':>6} {'ap':>6} {'real acc':>9} {'fake acc':>9}"]
     for row in rows:
+        mark = f"  {row['classes']}" if row["classes"] in ("real only", "fake only") else ""
         lines.append(
             f"{printable(row['generator']):24} {row['n']:7d} "
             + " ".join(
                 f"{100 * row[key]:{width}.1f}"
                 for key, width in (("acc", 6), ("ap", 6), ("real_acc", 9), ("fake_acc", 9))
             )
+            + mark
         )
+    if any(row["classes"] in ("real only", "fake only") for row in rows):
+        lines.append(ONE_CLASS_NOTE)
     return "\n".join(lines)
 
 
@@ -128,9 +142,9 @@ def main(argv=None):
     device = resolve_device(args.device, "npr-eval")
     if not os.path.isdir(args.root):
         usage_error("npr-eval", f"{args.root}: no such folder")
-    for output in (args.csv, args.json):  # checked now, not after the run
-        if output and not os.path.isdir(os.path.dirname(os.path.abspath(output))):
-            usage_error("npr-eval", f"{output}: its folder does not exist")
+    for flag, output in (("--csv", args.csv), ("--json", args.json)):  # checked now, not after the run
+        if output:
+            check_output_file("npr-eval", flag, output)
     try:
         model = load_detector(
             args.weights, device, window=args.npr_window, anchor=args.npr_anchor, npr_impl=NPR_IMPLEMENTATIONS[args.npr]
@@ -138,7 +152,11 @@ def main(argv=None):
     except (CheckpointError, FileNotFoundError) as error:
         usage_error("npr-eval", str(error))
     skipped = []
-    found = generators(args.root, skipped)
+    try:
+        found = generators(args.root, skipped)
+    except FileNotFoundError as error:  # ROOT/0_real and ROOT/1_fake without images
+        print(f"npr-eval: {printable(str(error))}", file=sys.stderr)
+        raise SystemExit(1) from None
     for reason in skipped:
         print(f"npr-eval: skipping {printable(reason)}", file=sys.stderr)
     if not found:
@@ -150,6 +168,8 @@ def main(argv=None):
     rows, failures, rate = evaluate(
         detector, found, protocol, args.batch_size, data_workers(args, device), args.max_pixels, not args.quiet
     )
+    if not rows[-1]["n"]:
+        nothing_read("npr-eval", failures)
     print(f"preset {args.preset}: resize {protocol.resize}, crop {protocol.crop}; {device}; {rate:.1f} images/s")
     print(format_table(rows))
     if args.csv:
@@ -159,10 +179,8 @@ def main(argv=None):
             writer.writerows(rows)
     if args.json:
         with open(args.json, "w") as f:
-            clean = [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()} for row in rows]
-            json.dump(
-                {"preset": args.preset, "weights": args.weights, "images_per_second": rate, "rows": clean}, f, indent=1
-            )
+            report = {"preset": args.preset, "weights": args.weights, "images_per_second": rate, "rows": rows}
+            json.dump(json_safe(report), f, indent=1, allow_nan=False)
     report_failures(failures)
 
 

@@ -13,7 +13,7 @@ import sys
 
 from ..detector.checkpoint import CheckpointError, load_detector
 from .argument_types import positive_int
-from .common import new_parser, resolve_device, usage_error
+from .common import check_output_file, new_parser, resolve_device, usage_error
 
 PROG = "npr-export"
 
@@ -37,6 +37,7 @@ def main(argv=None):
         check_request(args.output, args.crop or args.resize)
     except (ExportError, ImportError) as error:
         usage_error(PROG, str(error))
+    check_output_file(PROG, "--output", args.output)  # before the model is loaded and exported
     device = resolve_device(args.device, PROG)
     try:
         model = load_detector(args.weights, device)

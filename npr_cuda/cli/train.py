@@ -16,9 +16,18 @@ import os
 import sys
 
 from ..detector.checkpoint import CheckpointError, CheckpointWriteError
-from ..detector.data import real_fake_samples
+from ..detector.data import one_label_note, real_fake_samples
 from ..detector.speed import COMPILE_CHOICES, COMPILE_MIN_TRAIN_STEPS
-from ..detector.training import ConfigError, Interrupted, TrainConfig, train
+from ..detector.training import (
+    MAX_SEED,
+    MIN_CROP_SIZE,
+    ConfigError,
+    Diverged,
+    Interrupted,
+    TrainConfig,
+    UnusableData,
+    train,
+)
 from .common import (
     add_common_arguments,
     add_window_arguments,
@@ -57,10 +66,21 @@ def parse_args(argv=None):
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--beta1", type=float, default=0.9)
     parser.add_argument("--niter", type=int, default=50, help="epochs")
-    parser.add_argument("--delr-freq", type=int, default=10, help="lr x0.9 after every this many epochs")
-    parser.add_argument("--seed", type=int, default=100, help="the official seed_torch(100) by default")
+    parser.add_argument(
+        "--delr-freq",
+        type=int,
+        default=10,
+        metavar="N",
+        help="lr x0.9 (never below 1e-6) at the end of epochs N+1, 2N+1, 3N+1, ... counted from 1: the official "
+        "rule, which drops after epochs 11, 21, 31, ... for the default 10",
+    )
+    parser.add_argument(
+        "--seed", type=int, default=100, help=f"0 to {MAX_SEED}; the official seed_torch(100) by default"
+    )
     parser.add_argument("--load-size", type=int, default=256, help="resize to this square first (official 256)")
-    parser.add_argument("--crop-size", type=int, default=224, help="then crop this square (official 224)")
+    parser.add_argument(
+        "--crop-size", type=int, default=224, help=f"then crop this square (official 224; at least {MIN_CROP_SIZE})"
+    )
     parser.add_argument("--no-flip", action="store_true")
     parser.add_argument("--blur-prob", type=float, default=0.0, help="Gaussian blur probability (official: 0)")
     parser.add_argument("--blur-sigma", type=pair(float), default=(0.0, 3.0), metavar="LOW,HIGH")
@@ -126,6 +146,35 @@ def flag(error: ConfigError) -> str:
     return f"--{error.field.replace('_', '-')}: {str(error).split(': ', 1)[1]}"
 
 
+def read_splits(args):
+    """The training and validation samples (None: no validation set), each holding both labels;
+    exit 2 naming the folder otherwise. Class folders with one label are named on stderr."""
+    classes = [c for c in args.classes.split(",") if c]
+    skipped, one_label = [], []
+    try:
+        train_root = os.path.join(args.dataroot, args.train_split)
+        train_samples = real_fake_samples(train_root, classes, skipped, one_label)
+        val_root = os.path.join(args.dataroot, args.val_split) if args.val_split else None
+        val_samples = None
+        if val_root and os.path.isdir(val_root):
+            val_samples = real_fake_samples(val_root, classes, skipped, one_label)
+    except (FileNotFoundError, ValueError) as error:
+        usage_error("npr-train", str(error))
+    for reason in skipped:
+        print(f"npr-train: skipping {printable(reason)}", file=sys.stderr)
+    for note in one_label:
+        print(f"npr-train: {printable(note)}", file=sys.stderr)
+    missing = one_label_note(train_root, train_samples)
+    if missing:  # a misspelt 1_fake would train a detector that has never seen a fake
+        usage_error("npr-train", f"{missing}; training needs both")
+    missing = one_label_note(val_root, val_samples) if val_samples else None
+    if missing:
+        usage_error("npr-train", f"{missing}; validation needs both (--val-split '' trains without it)")
+    if val_root and val_samples is None:
+        print(f"npr-train: {printable(val_root)} not found: training without validation", file=sys.stderr)
+    return train_samples, val_samples
+
+
 def main(argv=None):
     args = parse_args(argv)
     config = config_from(args)
@@ -133,25 +182,14 @@ def main(argv=None):
         config.validate()  # every setting, before any data is read
     except ConfigError as error:
         usage_error("npr-train", flag(error))
-    classes = [c for c in args.classes.split(",") if c]
-    skipped = []
-    try:
-        train_samples = real_fake_samples(os.path.join(args.dataroot, args.train_split), classes, skipped)
-        val_root = os.path.join(args.dataroot, args.val_split) if args.val_split else None
-        val_samples = real_fake_samples(val_root, classes, skipped) if val_root and os.path.isdir(val_root) else None
-    except (FileNotFoundError, ValueError) as error:
-        usage_error("npr-train", str(error))
-    for reason in skipped:
-        print(f"npr-train: skipping {printable(reason)}", file=sys.stderr)
-    if val_root and val_samples is None:
-        print(f"npr-train: {printable(val_root)} not found: training without validation", file=sys.stderr)
+    train_samples, val_samples = read_splits(args)
     try:
         train(config, train_samples, val_samples)
     except ConfigError as error:
         usage_error("npr-train", flag(error))
     except (CheckpointError, FileNotFoundError) as error:  # --resume
         usage_error("npr-train", str(error))
-    except CheckpointWriteError as error:
+    except (CheckpointWriteError, UnusableData, Diverged) as error:
         print(f"npr-train: {printable(str(error))}", file=sys.stderr)
         raise SystemExit(1) from None
     except Interrupted as stop:

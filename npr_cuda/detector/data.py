@@ -8,10 +8,12 @@ the folder names, not from their sorted order.
 Loading never stops a long run: a file that cannot be used (truncated, not an image, more pixels
 than ``max_pixels``, smaller than the detector's 2x2 minimum) becomes a :class:`Failure` carrying
 its path and the reason, which the loaders pass on to be reported. Folders are walked once each,
-symbolic links included (a link back up the tree is not followed twice).
+symbolic links included (a link back up the tree, or two links to one folder, add nothing).
 """
 
 import os
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Dict, List, Optional, Sequence, Tuple
 
@@ -32,9 +34,7 @@ LABELS = {"0_real": 0, "1_fake": 1}
 DEFAULT_MAX_PIXELS = 4096 * 4096
 MIN_SIDE = 2  # the detector's input, cropped to even sizes, must stay at least 2x2
 
-
-# Our limit (above) replaces Pillow's, which would warn, or refuse an image that a caller allowed.
-Image.MAX_IMAGE_PIXELS = None
+_PILLOW_LIMIT_LOCK = threading.Lock()
 
 
 class ImageTooLarge(ValueError):
@@ -70,24 +70,46 @@ PRESETS: Dict[str, Protocol] = {
 }
 
 
-def to_rgb(image: Image.Image) -> Image.Image:
-    """8-bit RGB from any PIL mode: grayscale, palette (with transparency), RGBA and LA (alpha
-    dropped, as the official loader's ``convert('RGB')`` does), CMYK, and 16-bit or float
-    grayscale, which are rescaled to 8 bits rather than clipped."""
-    if image.mode.startswith("I"):  # "I;16", "I;16B", "I" (32-bit int, holds 16-bit PNGs)
+def to_rgb(image: Image.Image, rescale_high_bit_depth: bool = False) -> Image.Image:
+    """8-bit RGB from any PIL mode, the pixels of the official loader's ``convert('RGB')``: alpha
+    dropped (RGBA, LA), palette colours (through RGBA, as Pillow asks for a palette with
+    transparency: the same colours), CMYK converted, and 16-bit, 32-bit or float grayscale
+    clipped to 0..255 (a 16-bit photo turns almost white). With ``rescale_high_bit_depth``,
+    integer grayscale wider than 8 bits is shifted down by 8 bits instead: npr-detect's choice
+    for a user's photo, where clipping would leave nothing to see."""
+    if rescale_high_bit_depth and image.mode.startswith("I"):  # "I;16", "I;16B", "I" (holds 16-bit PNGs)
         values = np.asarray(image, dtype=np.int64)
         image = Image.fromarray((np.clip(values, 0, 65535) >> 8).astype(np.uint8), "L")
-    elif image.mode == "F":
-        image = Image.fromarray(np.clip(np.asarray(image), 0, 255).astype(np.uint8), "L")
     elif image.mode == "P":
         image = image.convert("RGBA")
     return image if image.mode == "RGB" else image.convert("RGB")
 
 
-def load_rgb(path: str, max_pixels: Optional[int] = DEFAULT_MAX_PIXELS) -> Image.Image:
-    """The image at ``path`` as 8-bit RGB, fully decoded (a truncated file raises OSError). More
-    than ``max_pixels`` pixels (None: no limit) raises ImageTooLarge before anything is decoded."""
-    with Image.open(path) as image:
+@contextmanager
+def _our_limit_instead_of_pillows():
+    """Pillow's decompression-bomb check off for one ``Image.open`` of ours, and back at once:
+    load_rgb checks its own limit right after, which may be higher than Pillow's (it is what the
+    caller asked for) and which says more. Pillow's limit is one setting for the whole process:
+    other code keeps its guard, except during the microseconds of our own header reads; the lock
+    keeps two of ours from undoing each other's restore."""
+    with _PILLOW_LIMIT_LOCK:
+        pillows = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = pillows
+
+
+def load_rgb(
+    path: str, max_pixels: Optional[int] = DEFAULT_MAX_PIXELS, rescale_high_bit_depth: bool = False
+) -> Image.Image:
+    """The image at ``path`` as 8-bit RGB (:func:`to_rgb`), fully decoded (a truncated file raises
+    OSError). More than ``max_pixels`` pixels (None: no limit) raises ImageTooLarge before
+    anything is decoded; this limit, not Pillow's, applies here."""
+    with _our_limit_instead_of_pillows():
+        image = Image.open(path)
+    with image:
         width, height = image.size
         if max_pixels is not None and width * height > max_pixels:
             raise ImageTooLarge(
@@ -95,7 +117,7 @@ def load_rgb(path: str, max_pixels: Optional[int] = DEFAULT_MAX_PIXELS) -> Image
                 "(--max-pixels raises it)"
             )
         image.load()
-        return to_rgb(image)
+        return to_rgb(image, rescale_high_bit_depth)
 
 
 def is_image_file(path: str) -> bool:
@@ -104,11 +126,17 @@ def is_image_file(path: str) -> bool:
 
 def list_images(folder: str) -> List[str]:
     """Image files under ``folder``, recursively, in sorted order. Linked folders are followed,
-    but each real folder is walked once: a link loop (``self -> .``) adds nothing."""
-    found, walked = [], set()
+    but each real folder is walked once, under the first name reached: a link loop (``self ->
+    .``) or two links to one folder add nothing."""
+    found, reached = [], {os.path.realpath(folder)}
     for directory, subdirs, files in os.walk(folder, followlinks=True):
-        walked.add(os.path.realpath(directory))
-        subdirs[:] = sorted(d for d in subdirs if os.path.realpath(os.path.join(directory, d)) not in walked)
+        kept = []
+        for name in sorted(subdirs):
+            real = os.path.realpath(os.path.join(directory, name))
+            if real not in reached:
+                reached.add(real)
+                kept.append(name)
+        subdirs[:] = kept
         found += [os.path.join(directory, name) for name in sorted(files) if is_image_file(name)]
     return found
 
@@ -132,14 +160,30 @@ def labelled_images(folder: str) -> List[Tuple[str, int]]:
     return samples
 
 
+def one_label_note(folder: str, samples: Sequence[Tuple[str, int]]) -> Optional[str]:
+    """For images under ``folder`` that carry one label only: which label folder has none, and
+    the folders that are there (so that a misspelt ``1_Fake`` shows); None otherwise."""
+    present = {label for _, label in samples}
+    missing = [name for name, label in LABELS.items() if label not in present]
+    if len(missing) != 1:
+        return None
+    there = ", ".join(subfolders(folder)) if os.path.isdir(folder) else ""
+    return f"{folder}: no {missing[0]} images (folders there: {there or 'none'})"
+
+
 def real_fake_samples(
-    root: str, classes: Optional[Sequence[str]] = None, skipped: Optional[List[str]] = None
+    root: str,
+    classes: Optional[Sequence[str]] = None,
+    skipped: Optional[List[str]] = None,
+    one_label: Optional[List[str]] = None,
 ) -> List[Tuple[str, int]]:
     """(path, label) for every image of a root in the official layout (see the module doc).
 
     A class folder named in ``classes`` must hold 0_real/1_fake images; so must ``root``. A
     subfolder found on its own that holds none (``.ipynb_checkpoints``, notes, an empty class) is
-    left out and, if ``skipped`` is a list, appended to it with the reason."""
+    left out and, if ``skipped`` is a list, appended to it with the reason. A class folder whose
+    images carry one label only is kept and, if ``one_label`` is a list, named in it
+    (:func:`one_label_note`)."""
     if not os.path.isdir(root):
         raise FileNotFoundError(f"{root}: no such folder")
     if has_label_folders(root):
@@ -155,6 +199,9 @@ def real_fake_samples(
         found = labelled_images(folder) if os.path.isdir(folder) else []
         if found:
             samples += found
+            note = one_label_note(folder, found) if folder != root else None
+            if note and one_label is not None:
+                one_label.append(note)
         elif classes:
             raise FileNotFoundError(f"{folder}: expected 0_real and/or 1_fake image folders in it")
         elif skipped is not None:
@@ -181,12 +228,20 @@ class Failure:
 class ImageDataset(Dataset):
     """(image tensor, label, path) for a list of (path, label); a Failure for a file that cannot
     be used (broken, more than ``max_pixels`` pixels, smaller than 2x2 once transformed). Label
-    -1 means unknown (images to classify)."""
+    -1 means unknown (images to classify). Pixels are the official loader's unless
+    ``rescale_high_bit_depth`` (:func:`to_rgb`)."""
 
-    def __init__(self, samples: Sequence[Tuple[str, int]], transform, max_pixels: Optional[int] = DEFAULT_MAX_PIXELS):
+    def __init__(
+        self,
+        samples: Sequence[Tuple[str, int]],
+        transform,
+        max_pixels: Optional[int] = DEFAULT_MAX_PIXELS,
+        rescale_high_bit_depth: bool = False,
+    ):
         self.samples = list(samples)
         self.transform = transform
         self.max_pixels = max_pixels
+        self.rescale_high_bit_depth = rescale_high_bit_depth
 
     def __len__(self) -> int:
         return len(self.samples)
@@ -194,7 +249,7 @@ class ImageDataset(Dataset):
     def __getitem__(self, index: int):
         path, label = self.samples[index]
         try:
-            image = self.transform_image(load_rgb(path, self.max_pixels), index)
+            image = self.transform_image(load_rgb(path, self.max_pixels, self.rescale_high_bit_depth), index)
         except (OSError, ValueError, Image.DecompressionBombError, SyntaxError) as error:
             return Failure(path, f"{type(error).__name__}: {error}")
         height, width = image.shape[-2:]
@@ -212,6 +267,13 @@ class Batch:
 
     groups: List[Tuple[Tensor, Tensor, List[str]]] = field(default_factory=list)
     failures: List[Failure] = field(default_factory=list)
+
+    def pin_memory(self) -> "Batch":
+        """This batch with its tensors in page-locked memory. DataLoader(pin_memory=True) calls
+        it (it pins only what has this method), so that the copies to the GPU with
+        non_blocking=True are asynchronous."""
+        pinned = [(images.pin_memory(), labels.pin_memory(), paths) for images, labels, paths in self.groups]
+        return Batch(pinned, self.failures)
 
 
 def collate_by_size(items) -> Batch:

@@ -2,9 +2,16 @@
 
 Recipe (official train.py and README): Adam (lr 2e-4, betas 0.9/0.999), global batch 32,
 BCEWithLogitsLoss, 50 epochs; at the end of epoch e (counted from 0), if e % 10 == 0 and e != 0,
-lr *= 0.9, never below 1e-6. Train transform: Resize 256x256 -> [blur, JPEG: off by default] ->
-RandomCrop 224 -> RandomHorizontalFlip -> ToTensor -> ImageNet Normalize. Validation (accuracy,
-AP) after every epoch with Resize 256 + CenterCrop 224.
+lr *= 0.9, never below 1e-6 (so after epochs 11, 21, 31, ... counted from 1). Train transform:
+Resize 256x256 -> [blur, JPEG: off by default] -> RandomCrop 224 -> RandomHorizontalFlip ->
+ToTensor -> ImageNet Normalize. Every image of an epoch is trained on, the last partial batch
+included, as the official DataLoader does. Validation (accuracy, AP) after every epoch with
+Resize 256 + CenterCrop 224.
+
+A step's loss is the mean over the images of the whole step, all processes together: a process
+whose images were broken files contributes fewer (or none, with an empty batch that still joins
+the gradient all-reduce; see :mod:`.processes`), and the gradient stays the mean over the images
+trained on, as one process would compute it.
 
 Reproducible and resumable by construction: the order of an epoch is a permutation drawn from
 (seed, epoch), and each sample's random crop, flip, blur and JPEG quality from (seed, epoch,
@@ -12,8 +19,10 @@ index), so neither the number of data workers nor an interruption changes what t
 A checkpoint (:mod:`.checkpoint`) is written atomically after every epoch, every
 ``save_every`` steps, and on Ctrl-C or SIGTERM; ``resume`` continues from it at the exact step.
 
-:func:`train` takes a :class:`TrainConfig` and raises on bad settings (ValueError) or when a
-signal stopped it (:class:`Interrupted`, after the checkpoint is written); the command line is
+:func:`train` takes a :class:`TrainConfig` and raises on bad settings (ValueError), when a
+signal stopped it (:class:`Interrupted`, after the checkpoint is written), when most of an
+epoch's images could not be used (:class:`UnusableData`) and when the weights stopped being
+numbers (:class:`Diverged`, the last good checkpoint kept); the command line is
 ``npr_cuda.cli.train``.
 """
 
@@ -24,28 +33,37 @@ import os
 import signal
 import sys
 import time
-from dataclasses import asdict, dataclass
+from collections import Counter
+from dataclasses import asdict, dataclass, field
 from typing import List, Optional, Sequence, Tuple
 
 import numpy as np
 import torch
-import torch.distributed as dist
 import torch.nn.functional as F
 from PIL import Image, ImageFilter
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler, Sampler
 from torchvision.transforms import functional as TF
 
+from ..output_paths import folder_problem
 from .checkpoint import TrainingState, load_weights, read_training_state, save_training_state
 from .data import DEFAULT_MAX_PIXELS, IMAGENET_MEAN, IMAGENET_STD, ImageDataset, Protocol, eval_transform, make_loader
-from .metrics import binary_metrics
+from .metrics import binary_metrics, json_safe
 from .model import DEFAULT_ANCHOR, DEFAULT_WINDOW, NPR_IMPLEMENTATIONS, npr_resnet50
 from .predict import predict
+from .processes import Processes, StopRequests
 from .progress import progress_bar
 from .speed import COMPILE_CHOICES, COMPILE_MIN_TRAIN_STEPS, Compiled, SpeedOptions, auto_compiles, fast_detector
 
 LR_DECAY = 0.9
 MIN_LR = 1e-6
+MAX_SEED = 2**63 - 1  # torch.manual_seed's and numpy's SeedSequence's common range, from 0
+# The least crop at which one image still leaves BatchNorm more than one value per channel in
+# the deepest layer (three stride-2 stages: 16 -> 8 -> 4 -> 2x2); a batch may hold one image.
+MIN_CROP_SIZE = 16
+# A run fails when more than half of the images read so far in an epoch could not be used,
+# judged once this many have been read (all processes together), and at the epoch's end.
+SKIP_VERDICT_IMAGES = 256
 
 
 # ------------------------------------------------------------------------------------- data
@@ -119,11 +137,18 @@ class SkipFirst(Sampler):
 
 
 # ------------------------------------------------------------------------------------ steps
-def train_step(model, optimizer, images, labels, scaler=None, amp_dtype=None) -> float:
-    """One step of the recipe: BCEWithLogitsLoss on the logits, backward, optimizer step."""
+def train_step(model, optimizer, images, labels, scaler=None, amp_dtype=None, weight=None) -> float:
+    """One step of the recipe: BCEWithLogitsLoss on the logits, backward, optimizer step; returns
+    the mean loss over `images` (NaN for none). The loss backpropagated is the sum over `images`
+    times `weight`, by default 1 / len(images): their mean. Under DDP, which averages the
+    processes' gradients, a weight of processes / images in the step (all processes) makes the
+    gradient the mean over the step's images wherever they are, an empty batch included."""
     with torch.autocast(images.device.type, dtype=amp_dtype, enabled=amp_dtype is not None):
-        loss = F.binary_cross_entropy_with_logits(model(images).squeeze(1).float(), labels.float())
+        logits = model(images).squeeze(1).float()
+        losses = F.binary_cross_entropy_with_logits(logits, labels.float(), reduction="none")
+    total = losses.sum()
     optimizer.zero_grad(set_to_none=True)
+    loss = total * weight if weight is not None else total / max(len(labels), 1)
     if scaler is None:
         loss.backward()
         optimizer.step()
@@ -131,84 +156,11 @@ def train_step(model, optimizer, images, labels, scaler=None, amp_dtype=None) ->
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
-    return loss.item()
+    return total.item() / len(labels) if len(labels) else math.nan
 
 
 def decayed_lr(lr: float) -> float:
     return max(lr * LR_DECAY, MIN_LR)
-
-
-# -------------------------------------------------------------------------------- processes
-class Processes:
-    """This process's place among those torchrun started (one, when not under torchrun)."""
-
-    def __init__(self, device: torch.device):
-        self.world = int(os.environ.get("WORLD_SIZE", "1"))
-        self.rank = int(os.environ.get("RANK", "0"))
-        self.device = device
-        if device.type == "cuda":
-            if self.world > 1:
-                self.device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
-            torch.cuda.set_device(self.device)
-        if self.world > 1:
-            dist.init_process_group("nccl" if self.device.type == "cuda" else "gloo")
-
-    @property
-    def main(self) -> bool:
-        return self.rank == 0
-
-    def barrier(self):
-        if self.world > 1:
-            dist.barrier()
-
-    def mean(self, value: float) -> float:
-        if self.world == 1:
-            return value
-        tensor = torch.tensor([value], dtype=torch.float64, device=self.device)
-        dist.all_reduce(tensor)
-        return tensor.item() / self.world
-
-    def close(self):
-        if self.world > 1:
-            dist.destroy_process_group()
-
-
-class StopRequests:
-    """Turns the first Ctrl-C (SIGINT) or SIGTERM into a request to stop at the end of the
-    current step, so that the checkpoint then written holds a consistent state; a second one
-    acts at once. Under several processes every step agrees on stopping (any rank asked)."""
-
-    def __init__(self, procs: "Processes"):
-        self.procs, self.signum, self.previous, self.pid = procs, None, {}, os.getpid()
-
-    def __enter__(self):
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            # A signal ignored at start stays ignored (the convention Python itself follows: a
-            # job started in the background of a script is not stopped by the terminal's Ctrl-C).
-            if signal.getsignal(signum) is not signal.SIG_IGN:
-                self.previous[signum] = signal.signal(signum, self.handle)
-        return self
-
-    def __exit__(self, *exc):
-        for signum, handler in self.previous.items():
-            signal.signal(signum, handler)
-
-    def handle(self, signum, frame):
-        if os.getpid() != self.pid:  # a data worker (forked with this handler): the main process decides
-            return
-        self.signum = signum
-        signal.signal(signum, self.previous[signum])
-        if self.procs.main:
-            name = signal.Signals(signum).name
-            print(f"\ntraining: {name}: stopping after this step ({name} again to abort now)", file=sys.stderr)
-
-    def requested(self) -> bool:
-        if self.procs.world == 1:
-            return self.signum is not None
-        flag = torch.tensor([self.signum or 0], dtype=torch.int32, device=self.procs.device)
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)  # any rank's signal stops every rank
-        self.signum = self.signum or int(flag.item()) or None
-        return self.signum is not None
 
 
 # ------------------------------------------------------------------------------------ train
@@ -221,8 +173,8 @@ class TrainConfig:
     lr: float = 2e-4
     beta1: float = 0.9
     niter: int = 50  # epochs
-    delr_freq: int = 10  # lr x0.9 after every this many epochs
-    seed: int = 100
+    delr_freq: int = 10  # lr x0.9 at the end of epochs N+1, 2N+1, ... (counted from 1), as official
+    seed: int = 100  # 0 to MAX_SEED
     workers: int = 0
     load_size: int = 256
     crop_size: int = 224
@@ -254,14 +206,16 @@ class TrainConfig:
         def finite(value):
             return isinstance(value, (int, float)) and math.isfinite(value)
 
-        require(not os.path.exists(self.output) or os.path.isdir(self.output), "output", "a folder, not a file")
+        problem = folder_problem(self.output)
+        require(problem is None, "output", f"a folder it can write to ({self.output} {problem})")
+        require(isinstance(self.seed, int) and 0 <= self.seed <= MAX_SEED, "seed", f"an integer from 0 to {MAX_SEED}")
         require(self.batch_size >= 1, "batch_size", "at least 1")
         require(finite(self.lr) and self.lr > 0, "lr", "a finite number above 0")
         require(finite(self.beta1) and 0 <= self.beta1 < 1, "beta1", "a number in [0, 1)")
         require(self.niter >= 1, "niter", "at least 1 epoch")
         require(self.delr_freq >= 1, "delr_freq", "at least 1")
         require(self.workers >= 0, "workers", "0 or more")
-        require(self.crop_size >= 2, "crop_size", "at least 2")
+        require(self.crop_size >= MIN_CROP_SIZE, "crop_size", f"at least {MIN_CROP_SIZE} (for a batch of one image)")
         require(self.load_size >= self.crop_size, "load_size", f"at least crop_size ({self.crop_size})")
         require(0 <= self.blur_prob <= 1, "blur_prob", "a probability in [0, 1]")
         require(0 <= self.jpeg_prob <= 1, "jpeg_prob", "a probability in [0, 1]")
@@ -290,6 +244,43 @@ class ConfigError(ValueError):
 
 
 AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+class UnusableData(Exception):
+    """More than half of an epoch's images could not be used (broken files, or a fault that
+    fails every image): the run stops, saying why, rather than train on nothing."""
+
+    def __init__(self, epoch: int, skipped: int, read: int, failures: Sequence):
+        reasons = Counter(failure.reason for failure in failures)
+        why = " (on the other processes)"
+        if reasons:
+            reason, count = reasons.most_common(1)[0]
+            example = next(failure.path for failure in failures if failure.reason == reason)
+            why = f"; the most frequent reason ({count} times here): {reason} (e.g. {example})"
+        super().__init__(f"epoch {epoch + 1}: {skipped} of {read} images could not be used, more than half{why}")
+
+
+class Diverged(Exception):
+    """The model's weights hold NaN or Inf; the checkpoint on disk was not overwritten."""
+
+
+@dataclass
+class EpochTally:
+    """What an epoch has read so far: images trained on and skipped, over all processes (every
+    process agreed the counts), and this process's losses and skipped files."""
+
+    trained: int = 0
+    skipped: int = 0
+    losses: List[float] = field(default_factory=list)
+    failures: list = field(default_factory=list)
+
+    def verdict(self, epoch: int, final: bool) -> None:
+        """UnusableData when more than half of the images read could not be used: judged from
+        SKIP_VERDICT_IMAGES images on, and at the epoch's end whatever their number. The counts
+        are the same in every process, and so is the verdict."""
+        read = self.trained + self.skipped
+        if 2 * self.skipped > read and (final or read >= SKIP_VERDICT_IMAGES):
+            raise UnusableData(epoch, self.skipped, read, self.failures)
 
 
 class Interrupted(Exception):
@@ -334,11 +325,12 @@ class _Training:
         if config.batch_size % procs.world:
             raise ConfigError("batch_size", f"{config.batch_size} is not divisible by the {procs.world} processes")
         self.per_process = config.batch_size // procs.world
-        self.steps_per_epoch = len(train_samples) // procs.world // self.per_process
+        # Each process gets len // world images an epoch (DistributedSampler, drop_last: fewer
+        # than `world` images left out, others each epoch), the last partial batch included.
+        self.steps_per_epoch = math.ceil(len(train_samples) // procs.world / self.per_process)
         if self.steps_per_epoch == 0:
             raise ConfigError(
-                "batch_size",
-                f"{config.batch_size} is more than the {len(train_samples)} training images: no full batch",
+                "nproc_per_node", f"at most {len(train_samples)}, one training image per process at least"
             )
         self.memory_format = torch.channels_last if config.channels_last else torch.contiguous_format
         torch.manual_seed(config.seed)  # the initial weights
@@ -352,6 +344,7 @@ class _Training:
         # The position in the epoch is counted in images, so a run resumed with another batch size
         # (or number of processes) skips exactly the images already trained on.
         self.epoch, self.samples_done, self.total_steps = 0, 0, 0
+        self.saved = None  # (epoch, samples_done) of the checkpoint on disk, if this run knows one
         if config.resume:
             self.resume(config.resume)
         if procs.main:
@@ -371,8 +364,14 @@ class _Training:
                 raise ConfigError(name, f"{tuple(getattr(config, name))}, but {path} was trained with {saved}")
         load_weights(self.model, path, resumed.model)
         self.optimizer.load_state_dict(resumed.optimizer)
-        self.scaler.load_state_dict(resumed.scaler)
+        if self.scaler.is_enabled() and not resumed.scaler:  # trained without fp16 so far
+            if self.procs.main:
+                print(f"training: {path} was trained without fp16: starts a fresh fp16 loss scale", file=sys.stderr)
+        else:
+            self.scaler.load_state_dict(resumed.scaler)  # a disabled scaler ignores it
         self.epoch, self.samples_done, self.total_steps = resumed.epoch, resumed.samples_done, resumed.total_steps
+        if os.path.abspath(path) == os.path.abspath(self.checkpoint_path):  # what a divergence would keep
+            self.saved = (self.epoch, self.samples_done)
         if self.epoch >= config.niter:
             raise ConfigError("niter", f"{config.niter}, but {path} has completed {self.epoch} epochs already")
         if self.samples_done % self.procs.world:
@@ -425,18 +424,17 @@ class _Training:
             self.per_process,
             self.config.workers,
             sampler=SkipFirst(self.sampler, self.samples_done // self.procs.world),
-            drop_last=True,
             pin_memory=self.device.type == "cuda",
         )
 
     def one_epoch(self, stop: StopRequests) -> dict:
         """Trains the rest of the epoch and returns its log record; on a stop request, writes the
-        checkpoint and raises Interrupted."""
+        checkpoint and raises Interrupted. Every process runs the same steps and collectives,
+        whatever its batches hold (see processes.py)."""
         config, procs = self.config, self.procs
         loader = self.epoch_loader()
         self.ddp_model.train()
-        losses, images_seen, failures = [], 0, []  # images_seen: trained on, in this process
-        start = time.perf_counter()
+        tally, start = EpochTally(), time.perf_counter()
         progress = progress_bar(
             loader,
             desc=f"epoch {self.epoch + 1}/{config.niter}",
@@ -448,19 +446,14 @@ class _Training:
         stopping = False
         try:
             for batch in progress:
-                failures += batch.failures
-                for images, labels, _ in batch.groups:
-                    losses.append(self.step(images, labels))
-                    images_seen += images.shape[0]
-                self.samples_done += config.batch_size
-                self.total_steps += 1
-                rate = images_seen * procs.world / max(time.perf_counter() - start, 1e-9)
-                progress.set_postfix(loss=f"{losses[-1]:.4f}" if losses else "-", img_s=f"{rate:.1f}")
+                stopping = self.train_batch(batch, tally, stop)
+                if stopping:
+                    break
+                rate = tally.trained / max(time.perf_counter() - start, 1e-9)
+                progress.set_postfix(loss=f"{tally.losses[-1]:.4f}" if tally.losses else "-", img_s=f"{rate:.1f}")
                 if config.save_every and self.total_steps % config.save_every == 0:
                     self.checkpoint()
-                if stop.requested():
-                    stopping = True
-                    break
+            stopping = stopping or stop.settle(procs.sums(stop.asked()))  # asked during the last step
         except RuntimeError:  # a Ctrl-C also stops the data workers, and the next fetch fails
             if stop.signum is None:
                 raise
@@ -470,31 +463,63 @@ class _Training:
         if stopping:
             self.checkpoint()
             raise Interrupted(stop.signum, self.epoch, self.samples_done // config.batch_size, self.checkpoint_path)
-        return self.epoch_record(losses, images_seen, failures, time.perf_counter() - start)
+        tally.verdict(self.epoch, final=True)
+        return self.epoch_record(tally, time.perf_counter() - start)
 
-    def step(self, images, labels) -> float:
+    def train_batch(self, batch, tally: EpochTally, stop: StopRequests) -> bool:
+        """One step on this process's `batch`, as every process agreed it in one all-reduce: the
+        step's images over all processes (none: every process skips it), the files skipped, and
+        the stop requests. True, with nothing trained, when a process was asked to stop."""
+        images, labels = self.batch_tensors(batch)
+        trained, skipped, *asked = self.procs.sums([len(labels), len(batch.failures), *stop.asked()])
+        if stop.settle(asked):
+            return True
+        tally.failures += batch.failures
+        tally.trained, tally.skipped = tally.trained + int(trained), tally.skipped + int(skipped)
+        if trained:
+            loss = self.step(images, labels, int(trained))
+            if len(labels):
+                tally.losses.append(loss)
+        self.samples_done += (len(labels) + len(batch.failures)) * self.procs.world  # equal in every process
+        self.total_steps += 1
+        tally.verdict(self.epoch, final=False)
+        return False
+
+    def batch_tensors(self, batch):
+        """This process's images and labels in `batch` (training crops have one size), or an
+        empty batch of that size when every file in it was skipped."""
+        if not batch.groups:
+            crop = self.config.crop_size
+            return torch.empty(0, 3, crop, crop), torch.empty(0, dtype=torch.int64)
+        return torch.cat([group[0] for group in batch.groups]), torch.cat([group[1] for group in batch.groups])
+
+    def step(self, images, labels, images_in_step: int) -> float:
+        """A training step on this process's images, weighted by the step's images on all
+        processes; an empty batch still runs (eager), to join the gradient all-reduce."""
         images = images.to(self.device, non_blocking=True).contiguous(memory_format=self.memory_format)
         labels = labels.to(self.device, non_blocking=True)
-        if self.compiled:
+        weight = self.procs.world / images_in_step if self.procs.world > 1 else None
+        model = self.step_model if len(labels) else self.ddp_model
+        if self.compiled and len(labels):
             torch._dynamo.maybe_mark_dynamic(images, 0)  # a batch short of a broken file: no recompile
-        return train_step(self.step_model, self.optimizer, images, labels, self.scaler, self.amp_dtype)
+        return train_step(model, self.optimizer, images, labels, self.scaler, self.amp_dtype, weight)
 
-    def epoch_record(self, losses, images_seen, failures, seconds) -> dict:
-        """The learning rate decayed on the official schedule, and the epoch's log record."""
-        world = self.procs.world
+    def epoch_record(self, tally: EpochTally, seconds: float) -> dict:
+        """The learning rate decayed on the official schedule, and the epoch's log record (the
+        losses and skipped files of every process: collectives)."""
         if self.epoch % self.config.delr_freq == 0 and self.epoch != 0:  # the official schedule: at the epoch's end
             for group in self.optimizer.param_groups:
                 group["lr"] = decayed_lr(group["lr"])
-        record = {
+        loss_sum, losses = self.procs.sums([sum(tally.losses), len(tally.losses)])
+        return {
             "epoch": self.epoch + 1,
             "lr": self.optimizer.param_groups[0]["lr"],
             "steps": self.total_steps,
-            "images": images_seen * world,  # trained on in this epoch (since a resume)
-            "train_loss": self.procs.mean(float(np.mean(losses)) if losses else math.nan),
-            "images_per_s": images_seen * world / seconds if seconds else math.nan,
-            "skipped_images": [f.path for f in failures],
+            "images": tally.trained,  # trained on in this epoch (since a resume), all processes
+            "train_loss": loss_sum / losses if losses else math.nan,
+            "images_per_s": tally.trained / seconds if seconds else math.nan,
+            "skipped_images": self.procs.gather([failure.path for failure in tally.failures]),
         }
-        return record
 
     def validate(self, record: dict):
         """Accuracy and AP on the validation images, into `record` (main process only)."""
@@ -504,19 +529,38 @@ class _Training:
         val = predict(detector, self.val_loader, desc="validate", progress=self.config.progress)
         metrics = binary_metrics(val.labels, val.probs)
         record.update(val_acc=metrics["acc"], val_ap=metrics["ap"])
+        not_numbers = int(np.isnan(val.probs).sum())
+        if not_numbers:
+            print(
+                f"training: validation: {not_numbers} of {len(val.probs)} probabilities are NaN "
+                "(counted as real; AP undefined)",
+                file=sys.stderr,
+            )
 
     def end_epoch(self, record: dict):
         """The epoch counted done, its checkpoint written and its record logged."""
         if self.device.type == "cuda":
             record["peak_memory_mib"] = torch.cuda.max_memory_allocated(self.device) / 2**20
         self.epoch, self.samples_done = self.epoch + 1, 0
-        self.checkpoint()
+        try:
+            self.checkpoint()
+        except Diverged:
+            self.log(record)  # the epoch's losses say when
+            raise
         self.log(record)
 
     def checkpoint(self):
-        """The training state, written atomically by the main process."""
-        if not self.procs.main:
-            return
+        """The training state, written atomically by the main process; Diverged, in every
+        process alike (the weights are the same), when the weights hold NaN or Inf: the
+        checkpoint on disk, if any, holds the last good state and is kept."""
+        state_values = [v for v in self.model.state_dict().values() if v.is_floating_point()]
+        if not torch.stack([torch.isfinite(v).all() for v in state_values]).all():
+            raise Diverged(self.divergence_message())
+        if self.procs.main:
+            self.save()
+        self.saved = (self.epoch, self.samples_done)
+
+    def save(self):
         state = TrainingState(
             model=self.model.state_dict(),
             optimizer=self.optimizer.state_dict(),
@@ -529,11 +573,21 @@ class _Training:
         )
         save_training_state(self.checkpoint_path, state)
 
+    def divergence_message(self) -> str:
+        epoch = self.epoch if self.samples_done == 0 else self.epoch + 1
+        if self.saved is None:
+            kept = f"this run wrote no checkpoint to {self.checkpoint_path}"
+        elif self.saved[1] == 0:
+            kept = f"{self.checkpoint_path} keeps epoch {self.saved[0]}"
+        else:
+            kept = f"{self.checkpoint_path} keeps epoch {self.saved[0] + 1}, image {self.saved[1]}"
+        return f"the model diverged in epoch {epoch} (NaN or Inf in its weights; a lower --lr may help): {kept}"
+
     def log(self, record: dict):
         if not self.procs.main:
             return
         with open(os.path.join(self.config.output, "log.jsonl"), "a") as log:
-            log.write(json.dumps(record) + "\n")
+            log.write(json.dumps(json_safe(record), allow_nan=False) + "\n")  # strict JSON: NaN as null
         if self.config.progress:
             summary = ", ".join(f"{k} {v:.4g}" for k, v in record.items() if isinstance(v, float))
             print(f"epoch {self.epoch}: {summary}", file=sys.stderr)

@@ -49,3 +49,19 @@ def make_generator_tree(root, generators=("gan_a", "gan_b"), per_class=3, size=(
                 )
                 samples[name].append((path, label))
     return samples
+
+
+def write_dataset(root, per_class=8, size=40, seed=0):
+    """root/{train,val}/{0_real,1_fake}/*.png, `per_class` of each, for training. Real: noise.
+    Fake: noise at half resolution, up-sampled by 2 (nearest): the trace NPR sees."""
+    rng = np.random.default_rng(seed)
+    for split in ("train", "val"):
+        for label, folder in enumerate(("0_real", "1_fake")):
+            os.makedirs(os.path.join(root, split, folder), exist_ok=True)
+            for i in range(per_class):
+                if label == 0:
+                    pixels = rng.integers(0, 256, (size, size, 3), dtype=np.uint8)
+                else:
+                    pixels = rng.integers(0, 256, (size // 2, size // 2, 3), dtype=np.uint8).repeat(2, 0).repeat(2, 1)
+                Image.fromarray(pixels).save(os.path.join(root, split, folder, f"{i}.png"))
+    return root
