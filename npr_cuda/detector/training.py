@@ -4,7 +4,8 @@ Recipe (official train.py and README): Adam (lr 2e-4, betas 0.9/0.999), global b
 BCEWithLogitsLoss, 50 epochs; at the end of epoch e (counted from 0), if e % 10 == 0 and e != 0,
 lr *= 0.9, never below 1e-6. Train transform: Resize 256x256 -> [blur, JPEG: off by default] ->
 RandomCrop 224 -> RandomHorizontalFlip -> ToTensor -> ImageNet Normalize. Validation (accuracy,
-AP) after every epoch with Resize 256 + CenterCrop 224.
+AP) after every epoch with Resize 256 + CenterCrop 224. ``recipe="GenImage"`` swaps both
+transforms for the GenImage recipe's (:mod:`.genimage`: small images tiled instead of resized).
 
 Reproducible and resumable by construction: the order of an epoch is a permutation drawn from
 (seed, epoch), and each sample's random crop, flip, blur and JPEG quality from (seed, epoch,
@@ -36,6 +37,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler, Sampler
 from torchvision.transforms import functional as TF
 
+from . import genimage
 from .checkpoint import TrainingState, load_weights, read_training_state, save_training_state
 from .data import DEFAULT_MAX_PIXELS, IMAGENET_MEAN, IMAGENET_STD, ImageDataset, Protocol, eval_transform, make_loader
 from .metrics import binary_metrics
@@ -46,6 +48,8 @@ from .speed import COMPILE_CHOICES, COMPILE_MIN_TRAIN_STEPS, Compiled, SpeedOpti
 
 LR_DECAY = 0.9
 MIN_LR = 1e-6
+# The transforms of a run: the default recipe's (Resize 256) or the GenImage recipe's (tiles).
+RECIPES = ("ForenSynths", genimage.RECIPE)
 
 
 # ------------------------------------------------------------------------------------- data
@@ -242,6 +246,9 @@ class TrainConfig:
     npr_anchor: Tuple[int, int] = DEFAULT_ANCHOR
     max_pixels: Optional[int] = DEFAULT_MAX_PIXELS  # larger images are skipped
     progress: bool = True
+    # The train and validation transforms, one of RECIPES; the GenImage recipe's seed and epochs
+    # (genimage.SEED, genimage.EPOCHS) are the caller's to set, as npr-train --recipe does.
+    recipe: str = "ForenSynths"
 
     def validate(self) -> None:
         """ConfigError naming the first setting that cannot work: everything is checked before
@@ -262,7 +269,11 @@ class TrainConfig:
         require(self.delr_freq >= 1, "delr_freq", "at least 1")
         require(self.workers >= 0, "workers", "0 or more")
         require(self.crop_size >= 2, "crop_size", "at least 2")
-        require(self.load_size >= self.crop_size, "load_size", f"at least crop_size ({self.crop_size})")
+        require(  # the GenImage recipe tiles instead of resizing: no load_size
+            self.recipe == genimage.RECIPE or self.load_size >= self.crop_size,
+            "load_size",
+            f"at least crop_size ({self.crop_size})",
+        )
         require(0 <= self.blur_prob <= 1, "blur_prob", "a probability in [0, 1]")
         require(0 <= self.jpeg_prob <= 1, "jpeg_prob", "a probability in [0, 1]")
         require(0 <= self.blur_sigma[0] <= self.blur_sigma[1], "blur_sigma", "0 <= LOW <= HIGH")
@@ -279,6 +290,10 @@ class TrainConfig:
             f"row, column inside the window {tuple(self.npr_window)}",
         )
         require(torch.device(self.device).type != "cuda" or torch.cuda.is_available(), "device", "a visible GPU")
+        require(self.recipe in RECIPES, "recipe", f"one of {RECIPES}")
+        tiles = self.recipe == genimage.RECIPE
+        for name in ("blur_prob", "jpeg_prob"):  # the GenImage transform has no such step
+            require(not tiles or getattr(self, name) == 0, name, f"0 with the {genimage.RECIPE} recipe")
 
 
 class ConfigError(ValueError):
@@ -369,6 +384,9 @@ class _Training:
             saved = tuple(resumed.config.get(name, getattr(TrainConfig, name)))  # absent: the official one
             if saved != tuple(getattr(config, name)):
                 raise ConfigError(name, f"{tuple(getattr(config, name))}, but {path} was trained with {saved}")
+        saved_recipe = resumed.config.get("recipe", "ForenSynths")  # absent: written before recipes
+        if saved_recipe != config.recipe:
+            raise ConfigError("recipe", f"{config.recipe}, but {path} was trained with the {saved_recipe} recipe")
         load_weights(self.model, path, resumed.model)
         self.optimizer.load_state_dict(resumed.optimizer)
         self.scaler.load_state_dict(resumed.scaler)
@@ -393,15 +411,18 @@ class _Training:
 
     def training_data(self, train_samples):
         config, procs = self.config, self.procs
-        transform = TrainTransform(
-            load_size=config.load_size,
-            crop_size=config.crop_size,
-            flip=config.flip,
-            blur_prob=config.blur_prob,
-            blur_sigma=config.blur_sigma,
-            jpeg_prob=config.jpeg_prob,
-            jpeg_quality=config.jpeg_quality,
-        )
+        if config.recipe == genimage.RECIPE:
+            transform = genimage.GenImageTrainTransform(crop_size=config.crop_size, flip=config.flip)
+        else:
+            transform = TrainTransform(
+                load_size=config.load_size,
+                crop_size=config.crop_size,
+                flip=config.flip,
+                blur_prob=config.blur_prob,
+                blur_sigma=config.blur_sigma,
+                jpeg_prob=config.jpeg_prob,
+                jpeg_quality=config.jpeg_quality,
+            )
         dataset = TrainDataset(train_samples, transform, config.seed, config.max_pixels)
         sampler = DistributedSampler(
             dataset, num_replicas=procs.world, rank=procs.rank, shuffle=True, seed=config.seed, drop_last=True
@@ -412,7 +433,10 @@ class _Training:
         config = self.config
         if not val_samples or not self.procs.main:
             return None
-        protocol = Protocol(resize=True, crop=True, load_size=config.load_size, crop_size=config.crop_size)
+        if config.recipe == genimage.RECIPE:
+            protocol = genimage.validation_protocol(config.crop_size)
+        else:
+            protocol = Protocol(resize=True, crop=True, load_size=config.load_size, crop_size=config.crop_size)
         dataset = ImageDataset(val_samples, eval_transform(protocol), config.max_pixels)
         return make_loader(dataset, config.batch_size, config.workers, pin_memory=self.device.type == "cuda")
 
