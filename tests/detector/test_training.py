@@ -1,7 +1,6 @@
 """npr-train: the recipe learns, resumes exactly (after epochs and after an interruption inside
 one), writes checkpoints atomically, and runs on two processes with gloo."""
 
-import json
 import math
 import os
 import shutil
@@ -14,12 +13,13 @@ import numpy as np
 import pytest
 import torch
 from helpers.cli import exit_message
+from helpers.training_runs import assert_same_weights, log_of, signal_at_step, weights_of
 from PIL import Image
 
 import npr_cuda.detector.training as training
 from npr_cuda import npr
 from npr_cuda.cli import train as train_cli
-from npr_cuda.detector import CheckpointError, load_detector, npr_resnet50, read_state_dict
+from npr_cuda.detector import CheckpointError, load_detector, npr_resnet50
 from npr_cuda.detector.training import decayed_lr
 from npr_cuda.reference import formula_npr
 
@@ -59,36 +59,6 @@ def train_args(data, output, *extra):
         "0",
         *extra,
     ]
-
-
-def log_of(output):
-    with open(os.path.join(output, "log.jsonl")) as f:
-        return [json.loads(line) for line in f]
-
-
-def weights_of(output):
-    return read_state_dict(os.path.join(output, "last.pth"))
-
-
-def assert_same_weights(a, b):
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
-
-
-def signal_at_step(monkeypatch, signum, step):
-    """Makes training step number `step` (from 1, over the whole run) send `signum` to this
-    process while it computes the loss; returns the real loss function, to undo it with."""
-    real_loss, calls = training.F.binary_cross_entropy_with_logits, []
-
-    def loss_with_a_signal(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == step:
-            os.kill(os.getpid(), signum)
-        return real_loss(*args, **kwargs)
-
-    monkeypatch.setattr(training.F, "binary_cross_entropy_with_logits", loss_with_a_signal)
-    return real_loss
 
 
 @pytest.fixture(scope="module")
