@@ -90,6 +90,9 @@ def test_the_original_genimage_layout_linked_into_0_real_1_fake(tree, weights, t
             os.symlink(os.path.join(tree, generator, ours), original / generator / "val" / theirs)
             os.makedirs(linked / generator, exist_ok=True)
             os.symlink(original / generator / "val" / theirs, linked / generator / ours)
+    argv = [str(original), "--weights", weights, "--preset", "GenImage", "--device", "cpu"]
+    err = exit_message(capsys, 1, eval_cli.main, argv, "no generator folder with 0_real/1_fake images")
+    assert all(f"skipping {original / generator}" in err for generator in GENERATORS)  # unlinked: named, not misread
     _, rows = eval_table(tree, weights, tmp_path / "a.csv", capsys)
     _, rows_linked = eval_table(str(linked), weights, tmp_path / "b.csv", capsys)
     assert rows_linked == rows
