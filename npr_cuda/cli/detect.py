@@ -5,9 +5,10 @@
     npr-detect folder/ --model npr.onnx      # a model written by npr-export (.onnx or .pt2)
 
 Images are used at their own size by default: resampling blurs the up-sampling traces that NPR
-looks for. --resize and --crop apply the official test transforms instead. 16-bit images are
-shifted down to 8 bits (the official loader clips them, which turns a photo white; npr-eval does
-that, for the official numbers). Unreadable files are skipped and listed on stderr at the end.
+looks for. --resize and --crop apply the official test transforms instead (--tile 224 --crop 224:
+the GenImage protocol's, for its checkpoint). 16-bit images are shifted down to 8 bits (the
+official loader clips them, which turns a photo white; npr-eval does that, for the official
+numbers). Unreadable files are skipped and listed on stderr at the end.
 """
 
 import json
@@ -53,6 +54,14 @@ def parse_args(argv=None):
     parser.add_argument(
         "--crop", type=positive_int, default=None, metavar="N", help="centre crop N x N (official: 224)"
     )
+    parser.add_argument(
+        "--tile",
+        type=positive_int,
+        default=None,
+        metavar="N",
+        help="tile images smaller than N on a side up to at least N x N, from the top-left corner "
+        "(GenImage's 'translate and duplicate', instead of --resize; its protocol: --tile 224 --crop 224)",
+    )
     parser.add_argument("--jsonl", action="store_true", help="JSON lines: {path, prob_fake, label}")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_common_arguments(
@@ -76,24 +85,31 @@ def collect_images(paths):
     return images
 
 
-def protocol_for(resize, crop) -> Protocol:
+def protocol_for(resize, crop, tile=None) -> Protocol:
+    """The transforms --resize, --crop and --tile ask for. Tiling (up to `tile`) replaces the
+    resize, as in the GenImage protocol: both at once is a usage error."""
+    if tile is not None and resize is not None:
+        usage_error("npr-detect", f"--tile {tile} and --resize {resize}: tiling replaces the resize, give one of them")
+    if tile is not None and crop is not None and tile < crop:
+        usage_error("npr-detect", f"--tile {tile} is below --crop {crop}: the crop would pad the tiled image")
     return Protocol(
         resize=resize is not None,
         crop=crop is not None,
         load_size=256 if resize is None else resize,
         crop_size=224 if crop is None else crop,
+        tile=tile,
     )
 
 
 def checkpoint_model(args, device, images):
     """--weights: the model, run as fast as the speed arguments allow."""
+    protocol = protocol_for(args.resize, args.crop, args.tile)  # bad combinations: before loading
     try:
         model = load_detector(
             args.weights, device, window=args.npr_window, anchor=args.npr_anchor, npr_impl=NPR_IMPLEMENTATIONS[args.npr]
         )
     except (CheckpointError, FileNotFoundError) as error:
         usage_error("npr-detect", str(error))
-    protocol = protocol_for(args.resize, args.crop)
     return build_fast_detector("npr-detect", model, device, args, images, protocol.fixed_size), protocol
 
 
@@ -130,7 +146,7 @@ def exported_model(args, device, images):
         args.resize, args.crop = spec.resize, spec.crop
     if not args.quiet:
         print(f"npr-detect: {images} images; model: {detector.description}", file=sys.stderr)
-    return detector, protocol_for(args.resize, args.crop)
+    return detector, protocol_for(args.resize, args.crop, args.tile)
 
 
 def main(argv=None):

@@ -65,7 +65,8 @@ def parse_args(argv=None):
         "--preset",
         choices=sorted(PRESETS),
         default="ForenSynths",
-        help="test protocol (resize to 256 or not, centre crop 224 or not, batch size); default ForenSynths",
+        help="test protocol (resize to 256 or not, or tile small images up to 224 as GenImage does; centre crop "
+        "224 or not; batch size); default ForenSynths",
     )
     parser.add_argument("--csv", help="also write the table here as CSV")
     parser.add_argument("--json", help="also write the table here as JSON")
@@ -170,7 +171,8 @@ def main(argv=None):
     )
     if not rows[-1]["n"]:
         nothing_read("npr-eval", failures)
-    print(f"preset {args.preset}: resize {protocol.resize}, crop {protocol.crop}; {device}; {rate:.1f} images/s")
+    tiles = f", tile {protocol.tile}" if protocol.tile else ""  # GenImage: translate and duplicate
+    print(f"preset {args.preset}: resize {protocol.resize}, crop {protocol.crop}{tiles}; {device}; {rate:.1f} images/s")
     print(format_table(rows))
     if args.csv:
         with open(args.csv, "w", newline="") as f:

@@ -3,24 +3,29 @@
     npr-train /data/ForenSynths --classes car,cat,chair,horse --output runs/progan
     npr-train /data/ForenSynths --output runs/progan --resume runs/progan/last.pth
     torchrun --nproc_per_node=4 -m npr_cuda.cli.train /data/ForenSynths --output runs/ddp
+    npr-train /data/GenImage --recipe GenImage --output runs/sdv4
 
 DATAROOT/<train-split> (and DATAROOT/<val-split>, if present) are in the official layout:
 0_real/1_fake, directly or under class folders (--classes picks some). --batch-size is the
 global batch, split evenly over the processes torchrun starts. Every epoch appends a JSON line
 to OUTPUT/log.jsonl and writes OUTPUT/last.pth, a checkpoint that npr-eval, npr-detect and
---resume read.
+--resume read. --recipe GenImage follows the official README's GenImage recipe instead: small
+images tiled ("translate and duplicate") where the default recipe resizes, seed 70, one epoch,
+classes sdv4; options given override its settings.
 """
 
 import argparse
 import os
 import sys
 
+from ..detector import genimage
 from ..detector.checkpoint import CheckpointError, CheckpointWriteError
 from ..detector.data import one_label_note, real_fake_samples
 from ..detector.speed import COMPILE_CHOICES, COMPILE_MIN_TRAIN_STEPS
 from ..detector.training import (
     MAX_SEED,
     MIN_CROP_SIZE,
+    RECIPES,
     ConfigError,
     Diverged,
     Interrupted,
@@ -37,6 +42,23 @@ from .common import (
     resolve_device,
     usage_error,
 )
+
+# The settings that differ between the recipes (the official README's two training commands);
+# an option given on the command line overrides its recipe's.
+RECIPE_SETTINGS = {
+    "ForenSynths": {
+        "seed": TrainConfig.seed,
+        "niter": TrainConfig.niter,
+        "delr_freq": TrainConfig.delr_freq,
+        "classes": "",
+    },
+    genimage.RECIPE: {
+        "seed": genimage.SEED,
+        "niter": genimage.EPOCHS,
+        "delr_freq": genimage.DELR_FREQ,
+        "classes": ",".join(genimage.TRAIN_CLASSES),
+    },
+}
 
 
 def pair(kind):
@@ -61,23 +83,40 @@ def parse_args(argv=None):
     parser.add_argument("--train-split", default="train")
     parser.add_argument("--val-split", default="val", help="'' for no validation")
     parser.add_argument(
-        "--classes", default="", help="comma-separated class folders, e.g. car,cat,chair,horse (default: all)"
+        "--recipe",
+        choices=RECIPES,
+        default="ForenSynths",
+        help="the official recipe: ForenSynths (default; resize to 256) or GenImage (small images tiled, "
+        "seed 70, 1 epoch, classes sdv4, delr-freq 20)",
+    )
+    parser.add_argument(
+        "--classes",
+        default=None,
+        help="comma-separated class folders, e.g. car,cat,chair,horse (default: all; GenImage recipe: sdv4)",
     )
     parser.add_argument("--lr", type=float, default=2e-4)
     parser.add_argument("--beta1", type=float, default=0.9)
-    parser.add_argument("--niter", type=int, default=50, help="epochs")
+    parser.add_argument("--niter", type=int, default=None, help="epochs (default 50; GenImage recipe: 1)")
     parser.add_argument(
         "--delr-freq",
         type=int,
-        default=10,
+        default=None,
         metavar="N",
         help="lr x0.9 (never below 1e-6) at the end of epochs N+1, 2N+1, 3N+1, ... counted from 1: the official "
-        "rule, which drops after epochs 11, 21, 31, ... for the default 10",
+        "rule, which drops after epochs 11, 21, 31, ... for the default 10 (GenImage recipe: 20)",
     )
     parser.add_argument(
-        "--seed", type=int, default=100, help=f"0 to {MAX_SEED}; the official seed_torch(100) by default"
+        "--seed",
+        type=int,
+        default=None,
+        help=f"0 to {MAX_SEED}; the official seed_torch(100) by default (GenImage recipe: 70)",
     )
-    parser.add_argument("--load-size", type=int, default=256, help="resize to this square first (official 256)")
+    parser.add_argument(
+        "--load-size",
+        type=int,
+        default=None,
+        help="resize to this square first (official 256; not with the GenImage recipe, which tiles)",
+    )
     parser.add_argument(
         "--crop-size", type=int, default=224, help=f"then crop this square (official 224; at least {MIN_CROP_SIZE})"
     )
@@ -107,7 +146,19 @@ def parse_args(argv=None):
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
     add_common_arguments(parser, batch_size=32, batch_help="global batch (default 32)")
     add_window_arguments(parser, training=True)
-    return parser.parse_args(argv)
+    return with_recipe_settings(parser.parse_args(argv))
+
+
+def with_recipe_settings(args):
+    """`args` with the settings not given on the command line taken from its --recipe."""
+    for name, value in RECIPE_SETTINGS[args.recipe].items():
+        if getattr(args, name) is None:
+            setattr(args, name, value)
+    if args.recipe == genimage.RECIPE and args.load_size is not None:
+        usage_error("npr-train", f"--load-size: the {genimage.RECIPE} recipe tiles small images instead of resizing")
+    if args.load_size is None:
+        args.load_size = TrainConfig.load_size
+    return args
 
 
 def config_from(args) -> TrainConfig:
@@ -139,6 +190,7 @@ def config_from(args) -> TrainConfig:
         npr_anchor=args.npr_anchor,
         max_pixels=args.max_pixels,
         progress=not args.quiet,
+        recipe=args.recipe,
     )
 
 

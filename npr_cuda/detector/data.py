@@ -24,6 +24,8 @@ from torch import Tensor
 from torch.utils.data import DataLoader, Dataset
 from torchvision import transforms as T
 
+from .tiling import TranslateDuplicate
+
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff", ".ppm", ".pgm", ".gif")
@@ -44,13 +46,16 @@ class ImageTooLarge(ValueError):
 @dataclass(frozen=True)
 class Protocol:
     """How a test set is fed to the model: resize to load_size x load_size first or not, centre
-    crop to crop_size or not, and a batch size the protocol prescribes (None: the user's)."""
+    crop to crop_size or not, and a batch size the protocol prescribes (None: the user's).
+    ``tile``: images smaller than that on a side are first tiled up to it ("translate and
+    duplicate", instead of a resize: the GenImage protocol, with crop_size; :mod:`.tiling`)."""
 
     resize: bool
     crop: bool
     batch_size: Optional[int] = None
     load_size: int = 256
     crop_size: int = 224
+    tile: Optional[int] = None
 
     @property
     def fixed_size(self) -> bool:
@@ -59,13 +64,15 @@ class Protocol:
 
 
 # The official test.py settings, and its README's for AIGCDetectBenchmark (batch size 1; odd
-# sizes are cropped to even by the model itself). "val" is the validation during training.
+# sizes are cropped to even by the model itself) and GenImage (small images tiled instead of a
+# resize, then the centre crop). "val" is the validation during training.
 PRESETS: Dict[str, Protocol] = {
     "ForenSynths": Protocol(resize=True, crop=False),
     "GANGen-Detection": Protocol(resize=False, crop=False),
     "DiffusionForensics": Protocol(resize=True, crop=False),
     "UniversalFakeDetect": Protocol(resize=True, crop=False),
     "AIGCDetectBenchmark": Protocol(resize=False, crop=False, batch_size=1),
+    "GenImage": Protocol(resize=False, crop=True, tile=224),
     "val": Protocol(resize=True, crop=True),
 }
 
@@ -212,7 +219,8 @@ def real_fake_samples(
 
 
 def eval_transform(protocol: Protocol):
-    steps = [T.Resize((protocol.load_size, protocol.load_size))] if protocol.resize else []
+    steps = [TranslateDuplicate(protocol.tile)] if protocol.tile else []
+    steps += [T.Resize((protocol.load_size, protocol.load_size))] if protocol.resize else []
     steps += [T.CenterCrop(protocol.crop_size)] if protocol.crop else []
     return T.Compose(steps + [T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
 

@@ -6,7 +6,8 @@ lr *= 0.9, never below 1e-6 (so after epochs 11, 21, 31, ... counted from 1). Tr
 Resize 256x256 -> [blur, JPEG: off by default] -> RandomCrop 224 -> RandomHorizontalFlip ->
 ToTensor -> ImageNet Normalize. Every image of an epoch is trained on, the last partial batch
 included, as the official DataLoader does. Validation (accuracy, AP) after every epoch with
-Resize 256 + CenterCrop 224.
+Resize 256 + CenterCrop 224. ``recipe="GenImage"`` swaps both transforms for the GenImage
+recipe's (:mod:`.genimage`: small images tiled instead of resized).
 
 A step's loss is the mean over the images of the whole step, all processes together: a process
 whose images were broken files contributes fewer (or none, with an empty batch that still joins
@@ -45,22 +46,19 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DistributedSampler, Sampler
 from torchvision.transforms import functional as TF
 
-from ..output_paths import folder_problem
+from . import genimage
 from .checkpoint import TrainingState, load_weights, read_training_state, save_training_state
-from .data import DEFAULT_MAX_PIXELS, IMAGENET_MEAN, IMAGENET_STD, ImageDataset, Protocol, eval_transform, make_loader
+from .data import IMAGENET_MEAN, IMAGENET_STD, ImageDataset, Protocol, eval_transform, make_loader
 from .metrics import binary_metrics, json_safe
-from .model import DEFAULT_ANCHOR, DEFAULT_WINDOW, NPR_IMPLEMENTATIONS, npr_resnet50
+from .model import NPR_IMPLEMENTATIONS, npr_resnet50
 from .predict import predict
 from .processes import Processes, StopRequests
 from .progress import progress_bar
-from .speed import COMPILE_CHOICES, COMPILE_MIN_TRAIN_STEPS, Compiled, SpeedOptions, auto_compiles, fast_detector
+from .speed import COMPILE_MIN_TRAIN_STEPS, Compiled, SpeedOptions, auto_compiles, fast_detector
+from .train_config import AMP_DTYPES, MAX_SEED, MIN_CROP_SIZE, RECIPES, ConfigError, TrainConfig  # noqa: F401
 
 LR_DECAY = 0.9
 MIN_LR = 1e-6
-MAX_SEED = 2**63 - 1  # torch.manual_seed's and numpy's SeedSequence's common range, from 0
-# The least crop at which one image still leaves BatchNorm more than one value per channel in
-# the deepest layer (three stride-2 stages: 16 -> 8 -> 4 -> 2x2); a batch may hold one image.
-MIN_CROP_SIZE = 16
 # A run fails when more than half of the images read so far in an epoch could not be used,
 # judged once this many have been read (all processes together), and at the epoch's end.
 SKIP_VERDICT_IMAGES = 256
@@ -164,86 +162,6 @@ def decayed_lr(lr: float) -> float:
 
 
 # ------------------------------------------------------------------------------------ train
-@dataclass
-class TrainConfig:
-    """The settings of a training run; the defaults are the official recipe."""
-
-    output: str  # folder for last.pth and log.jsonl
-    batch_size: int = 32  # global: split evenly over the processes
-    lr: float = 2e-4
-    beta1: float = 0.9
-    niter: int = 50  # epochs
-    delr_freq: int = 10  # lr x0.9 at the end of epochs N+1, 2N+1, ... (counted from 1), as official
-    seed: int = 100  # 0 to MAX_SEED
-    workers: int = 0
-    load_size: int = 256
-    crop_size: int = 224
-    flip: bool = True
-    blur_prob: float = 0.0
-    blur_sigma: Tuple[float, float] = (0.0, 3.0)
-    jpeg_prob: float = 0.0
-    jpeg_quality: Tuple[int, int] = (30, 100)
-    amp: str = "off"  # off, bf16 or fp16
-    channels_last: bool = True  # oneDNN's and cuDNN's fastest layout (bench/RESULTS.md: training steps)
-    compile: str = "auto"  # torch.compile the training step: auto, on, off (see speed.py)
-    save_every: int = 1000  # also checkpoint every this many steps (0: epochs only)
-    resume: Optional[str] = None  # a checkpoint to continue from
-    device: str = "cpu"
-    npr: str = "npr_cuda"  # a key of NPR_IMPLEMENTATIONS
-    npr_window: Tuple[int, int] = DEFAULT_WINDOW  # NPR's window and anchor (the paper's ablation)
-    npr_anchor: Tuple[int, int] = DEFAULT_ANCHOR
-    max_pixels: Optional[int] = DEFAULT_MAX_PIXELS  # larger images are skipped
-    progress: bool = True
-
-    def validate(self) -> None:
-        """ConfigError naming the first setting that cannot work: everything is checked before
-        the first step, so that no run dies at the end of an epoch on a bad setting."""
-
-        def require(ok, field_name, expected):
-            if not ok:
-                raise ConfigError(field_name, f"expected {expected}, got {getattr(self, field_name)!r}")
-
-        def finite(value):
-            return isinstance(value, (int, float)) and math.isfinite(value)
-
-        problem = folder_problem(self.output)
-        require(problem is None, "output", f"a folder it can write to ({self.output} {problem})")
-        require(isinstance(self.seed, int) and 0 <= self.seed <= MAX_SEED, "seed", f"an integer from 0 to {MAX_SEED}")
-        require(self.batch_size >= 1, "batch_size", "at least 1")
-        require(finite(self.lr) and self.lr > 0, "lr", "a finite number above 0")
-        require(finite(self.beta1) and 0 <= self.beta1 < 1, "beta1", "a number in [0, 1)")
-        require(self.niter >= 1, "niter", "at least 1 epoch")
-        require(self.delr_freq >= 1, "delr_freq", "at least 1")
-        require(self.workers >= 0, "workers", "0 or more")
-        require(self.crop_size >= MIN_CROP_SIZE, "crop_size", f"at least {MIN_CROP_SIZE} (for a batch of one image)")
-        require(self.load_size >= self.crop_size, "load_size", f"at least crop_size ({self.crop_size})")
-        require(0 <= self.blur_prob <= 1, "blur_prob", "a probability in [0, 1]")
-        require(0 <= self.jpeg_prob <= 1, "jpeg_prob", "a probability in [0, 1]")
-        require(0 <= self.blur_sigma[0] <= self.blur_sigma[1], "blur_sigma", "0 <= LOW <= HIGH")
-        require(1 <= self.jpeg_quality[0] <= self.jpeg_quality[1] <= 100, "jpeg_quality", "1 <= LOW <= HIGH <= 100")
-        require(self.save_every >= 0, "save_every", "0 or more")
-        require(self.max_pixels is None or self.max_pixels >= 1, "max_pixels", "at least 1")
-        require(self.amp in AMP_DTYPES, "amp", f"one of {sorted(AMP_DTYPES)}")
-        require(self.compile in COMPILE_CHOICES, "compile", f"one of {COMPILE_CHOICES}")
-        require(self.npr in NPR_IMPLEMENTATIONS, "npr", f"one of {sorted(NPR_IMPLEMENTATIONS)}")
-        require(len(self.npr_window) == 2 and min(self.npr_window) >= 1, "npr_window", "rows, columns >= 1")
-        require(
-            len(self.npr_anchor) == 2 and all(0 <= a < w for a, w in zip(self.npr_anchor, self.npr_window)),
-            "npr_anchor",
-            f"row, column inside the window {tuple(self.npr_window)}",
-        )
-        require(torch.device(self.device).type != "cuda" or torch.cuda.is_available(), "device", "a visible GPU")
-
-
-class ConfigError(ValueError):
-    """A TrainConfig setting that cannot work; `field` names it."""
-
-    def __init__(self, field_name: str, message: str):
-        super().__init__(f"{field_name}: {message}")
-        self.field = field_name
-
-
-AMP_DTYPES = {"off": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 class UnusableData(Exception):
@@ -362,6 +280,9 @@ class _Training:
             saved = tuple(resumed.config.get(name, getattr(TrainConfig, name)))  # absent: the official one
             if saved != tuple(getattr(config, name)):
                 raise ConfigError(name, f"{tuple(getattr(config, name))}, but {path} was trained with {saved}")
+        saved_recipe = resumed.config.get("recipe", "ForenSynths")  # absent: written before recipes
+        if saved_recipe != config.recipe:
+            raise ConfigError("recipe", f"{config.recipe}, but {path} was trained with the {saved_recipe} recipe")
         load_weights(self.model, path, resumed.model)
         self.optimizer.load_state_dict(resumed.optimizer)
         if self.scaler.is_enabled() and not resumed.scaler:  # trained without fp16 so far
@@ -392,15 +313,18 @@ class _Training:
 
     def training_data(self, train_samples):
         config, procs = self.config, self.procs
-        transform = TrainTransform(
-            load_size=config.load_size,
-            crop_size=config.crop_size,
-            flip=config.flip,
-            blur_prob=config.blur_prob,
-            blur_sigma=config.blur_sigma,
-            jpeg_prob=config.jpeg_prob,
-            jpeg_quality=config.jpeg_quality,
-        )
+        if config.recipe == genimage.RECIPE:
+            transform = genimage.GenImageTrainTransform(crop_size=config.crop_size, flip=config.flip)
+        else:
+            transform = TrainTransform(
+                load_size=config.load_size,
+                crop_size=config.crop_size,
+                flip=config.flip,
+                blur_prob=config.blur_prob,
+                blur_sigma=config.blur_sigma,
+                jpeg_prob=config.jpeg_prob,
+                jpeg_quality=config.jpeg_quality,
+            )
         dataset = TrainDataset(train_samples, transform, config.seed, config.max_pixels)
         sampler = DistributedSampler(
             dataset, num_replicas=procs.world, rank=procs.rank, shuffle=True, seed=config.seed, drop_last=True
@@ -411,7 +335,10 @@ class _Training:
         config = self.config
         if not val_samples or not self.procs.main:
             return None
-        protocol = Protocol(resize=True, crop=True, load_size=config.load_size, crop_size=config.crop_size)
+        if config.recipe == genimage.RECIPE:
+            protocol = genimage.validation_protocol(config.crop_size)
+        else:
+            protocol = Protocol(resize=True, crop=True, load_size=config.load_size, crop_size=config.crop_size)
         dataset = ImageDataset(val_samples, eval_transform(protocol), config.max_pixels)
         return make_loader(dataset, config.batch_size, config.workers, pin_memory=self.device.type == "cuda")
 

@@ -13,24 +13,14 @@ import pytest
 import torch
 from helpers.cli import exit_message
 from helpers.image_folders import write_dataset
-from helpers.training import log_of, signal_at_step, train_args
+from helpers.training import assert_same_weights, log_of, signal_at_step, train_args, weights_of
 
 import npr_cuda.detector.training as training
 from npr_cuda import npr
 from npr_cuda.cli import train as train_cli
-from npr_cuda.detector import CheckpointError, load_detector, npr_resnet50, read_state_dict
+from npr_cuda.detector import CheckpointError, load_detector, npr_resnet50
 from npr_cuda.detector.training import decayed_lr
 from npr_cuda.reference import formula_npr
-
-
-def weights_of(output):
-    return read_state_dict(os.path.join(output, "last.pth"))
-
-
-def assert_same_weights(a, b):
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,6 @@
-"""npr-train in the tests: its arguments for tiny runs, its strict JSON log, a loss that acts at
-a given step, and runs under torchrun (two processes, gloo) whose workers must all be gone."""
+"""npr-train in the tests: its arguments for tiny runs, its strict JSON log and its weights, a
+loss that acts at a given step, and runs under torchrun (two processes, gloo) whose workers must
+all be gone."""
 
 import json
 import os
@@ -8,7 +9,10 @@ import subprocess
 import sys
 import time
 
+import torch
+
 import npr_cuda.detector.training as training
+from npr_cuda.detector import read_state_dict
 
 
 def train_args(data, output, *extra):
@@ -42,6 +46,16 @@ def log_of(output):
     """OUTPUT/log.jsonl, one record per line, read as strict JSON (no NaN or Infinity)."""
     with open(os.path.join(output, "log.jsonl")) as f:
         return [json.loads(line, parse_constant=refuse_constant) for line in f]
+
+
+def weights_of(output):
+    return read_state_dict(os.path.join(output, "last.pth"))
+
+
+def assert_same_weights(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
 
 
 def change_loss_at_step(monkeypatch, step, change):
