@@ -110,7 +110,7 @@ def export_npr_map(path: str, spec: InputSpec) -> None:
     from .onnx_ops import ONNX_TRANSLATIONS, OPSET
 
     program = torch.onnx.export(
-        NPRMap(spec.window, spec.anchor),
+        NPRMap(spec.window, spec.anchor).eval(),
         (_example(spec),),
         dynamo=True,
         custom_translation_table=ONNX_TRANSLATIONS,

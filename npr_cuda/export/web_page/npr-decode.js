@@ -1,9 +1,10 @@
 // A file to 8-bit RGB pixels at its own size, with npr-detect's pixel limit checked first.
 //
 // PNGs are decoded by npr-png.js, exactly as PIL reads them. Other formats (JPEG, WebP, GIF, BMP)
-// go through the browser's decoder with no colour conversion and no premultiplication asked for;
-// the page's 2D canvas still stores premultiplied pixels, so a semi-transparent pixel of such a
-// file loses precision, and a browser's JPEG decoder may differ from libjpeg's by a few levels.
+// go through the browser's decoder with no colour conversion and no premultiplication asked for,
+// and a JPEG's Exif orientation hidden from it (PIL ignores it); the page's 2D canvas still
+// stores premultiplied pixels, so a semi-transparent pixel of such a file loses precision, and
+// another browser's JPEG decoder may differ from libjpeg-turbo's (PIL's) by a few levels.
 
 import { PngError, decodePng, isPng } from './npr-png.js';
 
@@ -65,12 +66,26 @@ export function declaredSize(b) {
   return null;
 }
 
+// A copy of a JPEG whose Exif segments are renamed, so that the browser does not apply their
+// orientation: PIL does not, and Chromium rotates even with imageOrientation 'none'.
+function withoutExif(b) {
+  const copy = b.slice();
+  let i = 2;
+  while (i + 10 < copy.length && copy[i] === 0xff && copy[i + 1] !== 0xda) {
+    const isExif = copy[i + 1] === 0xe1 && String.fromCharCode(...copy.subarray(i + 4, i + 8)) === 'Exif';
+    if (isExif) copy[i + 4] = 0x58; // 'Xxif': an APP1 segment no decoder reads
+    i += 2 + u16be(copy, i + 2);
+  }
+  return copy;
+}
+
 async function decodeWithBrowser(bytes, checkSize) {
   const declared = declaredSize(bytes);
   if (declared) checkSize(...declared);
+  const isJpeg = bytes[0] === 0xff && bytes[1] === 0xd8;
   let bitmap;
   try {
-    bitmap = await createImageBitmap(new Blob([bytes]), { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
+    bitmap = await createImageBitmap(new Blob([isJpeg ? withoutExif(bytes) : bytes]), { colorSpaceConversion: 'none', premultiplyAlpha: 'none' });
   } catch (error) {
     throw new ImageError('unreadable', `cannot be read as an image (${error.message || error.name})`);
   }
