@@ -220,7 +220,8 @@ def test_files_the_browser_decodes_are_measured_against_pil(page, tmp_path, weig
     for path in paths:
         name = os.path.basename(path)
         pil = np.asarray(load_rgb(path), dtype=np.int16)
-        ours = np.array(page.shown_pixels(name), dtype=np.int16).reshape(pil.shape)  # same size, same orientation
+        ours = page.shown_pixels(name).astype(np.int16)
+        assert ours.shape == pil.shape, name  # the same size, and so the same orientation
         difference = np.abs(ours - pil)
         probability = abs(float(results[name]["pFake"]) - expected[name])
         measured[name] = (difference, probability)

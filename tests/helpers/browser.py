@@ -6,6 +6,7 @@ the tests fail on any. Without Chromium or Playwright, the browser tests are ski
 reason, unless NPR_REQUIRE_BROWSER=1 (set by .ci/run), which turns that skip into a failure.
 """
 
+import base64
 import contextlib
 import functools
 import http.server
@@ -14,6 +15,7 @@ import shutil
 import threading
 from typing import Dict, List
 
+import numpy as np
 import pytest
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -119,17 +121,22 @@ class BrowserPage:
         )
         return {result["name"]: result for result in results[before:]}
 
-    def shown_pixels(self, name: str) -> List[int]:
-        """The RGB levels of the image shown for `name` (the prepared pixels, drawn opaque)."""
-        return self.page.evaluate(
+    def shown_pixels(self, name: str) -> np.ndarray:
+        """The RGB levels of the image shown for `name` (the prepared pixels, drawn opaque), as
+        an (H, W, 3) uint8 array; sent as base64, which is fast where a list of numbers is not."""
+        encoded = self.page.evaluate(
             """name => {
                 const figure = [...document.querySelectorAll('figure.result')].find(f => f.dataset.name === name);
                 const canvas = figure.querySelector('canvas.image');
                 const rgba = canvas.getContext('2d').getImageData(0, 0, canvas.width, canvas.height).data;
-                return Array.from(rgba.filter((_, i) => i % 4 !== 3));
+                let text = '';
+                for (let i = 0; i < rgba.length; i += 4) text += String.fromCharCode(rgba[i], rgba[i + 1], rgba[i + 2]);
+                return [canvas.height, canvas.width, btoa(text)];
             }""",
             name,
         )
+        height, width, data = encoded
+        return np.frombuffer(base64.b64decode(data), dtype=np.uint8).reshape(height, width, 3)
 
     def call_module(self, module: str, function: str, *args):
         """`function(...args)` of one of the page's modules, run in the page. An argument's `rgb`
