@@ -110,13 +110,24 @@ def write_bomb_png(path, width=50_000, height=50_000):
     return str(path)
 
 
+def write_bomb_jpeg(path, side=50_000):
+    """A small JPEG whose frame header is patched to declare side x side pixels."""
+    write_image(str(path), size=(16, 16), fmt="JPEG")
+    data = bytearray(open(path, "rb").read())
+    frame = data.index(b"\xff\xc0")
+    data[frame + 5 : frame + 9] = struct.pack(">HH", side, side)
+    open(path, "wb").write(bytes(data))
+    return str(path)
+
+
 def test_broken_and_oversized_files_get_a_message_naming_them(page, tmp_path):
     broken = write_broken_files(str(tmp_path / "broken"))  # a truncated PNG, text named .jpg
     large_png = write_image(str(tmp_path / "large.png"), size=(800, 600))
     large_jpeg = write_image(str(tmp_path / "large.jpg"), size=(700, 700), fmt="JPEG")
     bomb = write_bomb_png(tmp_path / "bomb.png")
+    jpeg_bomb = write_bomb_jpeg(tmp_path / "bomb.jpg")
     good = write_image(str(tmp_path / "good.png"), size=(20, 18))
-    results = page.run([*broken, large_png, bomb, large_jpeg, good])
+    results = page.run([*broken, large_png, bomb, large_jpeg, jpeg_bomb, good])
     for path in broken:
         name = os.path.basename(path)
         assert "failed" in results[name]["className"] and "cannot be read" in results[name]["error"], results[name]
@@ -130,7 +141,7 @@ def test_broken_and_oversized_files_get_a_message_naming_them(page, tmp_path):
     assert "pFake" in results["good.png"]  # the page goes on after them
     for figure in page.page.query_selector_all("figure.failed"):  # each message names its file
         assert figure.inner_text().startswith(figure.get_attribute("data-name") + ": ")
-    assert "5 could not be used" in page.status()["text"]
+    assert "6 could not be used" in page.status()["text"]
 
 
 def pil_resize_crop(image: Image.Image, resize, crop) -> Image.Image:

@@ -13,7 +13,7 @@ import http.server
 import os
 import shutil
 import threading
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 import pytest
@@ -59,17 +59,29 @@ def require_browser():
 
 
 class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    extra_headers: Dict[str, str] = {}
+
+    def end_headers(self):
+        for name, value in self.extra_headers.items():
+            self.send_header(name, value)
+        super().end_headers()
+
     def log_message(self, *args):
         pass
 
 
+# The headers that make a page cross-origin isolated, which onnxruntime-web's threads need.
+ISOLATION_HEADERS = {"Cross-Origin-Opener-Policy": "same-origin", "Cross-Origin-Embedder-Policy": "require-corp"}
+
+
 @contextlib.contextmanager
-def served(folder: str):
+def served(folder: str, headers: Optional[Dict[str, str]] = None):
     """`folder` served by a plain static server on 127.0.0.1, from its parent folder, so that a
     request for anything beside or above it (a /favicon.ico, say) is outside the page's folder;
-    yields the page's URL, http://127.0.0.1:PORT/NAME/."""
+    yields the page's URL, http://127.0.0.1:PORT/NAME/. `headers` go with every response."""
     folder = os.path.abspath(folder)
-    handler = functools.partial(QuietHandler, directory=os.path.dirname(folder))
+    handler_class = type("Handler", (QuietHandler,), {"extra_headers": dict(headers or {})})
+    handler = functools.partial(handler_class, directory=os.path.dirname(folder))
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

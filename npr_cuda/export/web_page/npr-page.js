@@ -7,7 +7,7 @@
 // (the model's input, WxH), data-pixels-sha256 (the prepared 8-bit RGB, row-major) and
 // data-map-sha256 (the NPR map's float32 values, CHW, little-endian); a file that could not be
 // used has class "failed" and data-error. #status's data-state: loading, ready, running, done or
-// error.
+// error; its data-threads: onnxruntime-web's WebAssembly threads.
 
 import * as ort from './ort/ort.wasm.min.mjs';
 import { ImageError, decodeImage } from './npr-decode.js';
@@ -199,6 +199,7 @@ async function main() {
     `${ort.env.wasm.numThreads} thread${ort.env.wasm.numThreads > 1 ? 's' : ''}); images ` +
     (size ? `at ${size}x${size}` : 'at their own size') + `, at most ${config.max_pixels} pixels. ` +
     `Input: ${config.metadata['npr_cuda.input']}.`;
+  status.dataset.threads = String(ort.env.wasm.numThreads);
   listen(models);
   setStatus('ready', 'Ready: choose or drop images.');
 }
