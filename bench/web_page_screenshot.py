@@ -5,9 +5,9 @@ Chromium by the browser tests' driver:
 
 The detector has random weights (no trained checkpoint ships with the repository): the numbers
 on the screenshot show the layout, not a verdict. Its images are a crop of a photograph shipped
-with scikit-image, the same crop through a generator that ends in a transposed convolution
+with scikit-image, another crop through a generator that ends in a transposed convolution
 (npr_cuda.detector.synthetic_fakes, npr-demo's fakes: its |NPR| map shows the up-sampler's
-checkerboard), and a file that is not an image. The PNG is quantised to 256 colours, to stay small.
+lattice), and a file that is not an image. The PNG is quantised to 256 colours, to stay small.
 """
 
 import argparse

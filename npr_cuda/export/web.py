@@ -32,7 +32,15 @@ ONNXRUNTIME_WEB_VERSION = "1.31.1"
 # onnxruntime-web's WASM-only build: the ES module, its Emscripten loader and the binary.
 RUNTIME_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
 # The page, from npr_cuda/export/web_page/ (package data).
-PAGE_FILES = ("index.html", "npr-page.css", "npr-page.js", "npr-decode.js", "npr-png.js", "npr-preprocess.js")
+PAGE_FILES = (
+    "index.html",
+    "npr-page.css",
+    "npr-not-served.js",
+    "npr-page.js",
+    "npr-decode.js",
+    "npr-png.js",
+    "npr-preprocess.js",
+)
 CONFIG_FILE = "npr-web.json"
 RUNTIME_FOLDER = "ort"
 INSTALL_HINT = f"npm install onnxruntime-web@{ONNXRUNTIME_WEB_VERSION}"

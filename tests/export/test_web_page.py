@@ -55,9 +55,18 @@ def page(browser, weights, tmp_path_factory):
     folder = export_page(tmp_path_factory.mktemp("site") / "page", weights, "--max-pixels", str(MAX_PIXELS))
     with served(folder) as url:
         opened = BrowserPage(browser, url)
+        opened.folder = folder
         yield opened
         assert opened.outside == [], f"requests outside the page's folder: {opened.outside}"
         assert opened.errors == [], opened.errors
+
+
+def test_opened_from_a_file_the_page_says_to_serve_it(browser, page):
+    opened = browser.new_page()
+    opened.goto(f"file://{page.folder}/index.html")
+    opened.wait_for_selector('#status[data-state="error"]')
+    assert "Serve this folder with any static server" in opened.inner_text("#status")
+    opened.close()
 
 
 def detect(capsys, paths, *options):
