@@ -18,6 +18,7 @@ import sys
 
 from ..detector.checkpoint import CheckpointError, load_detector
 from ..detector.data import DEFAULT_MAX_PIXELS
+from ..export.web import ONNXRUNTIME_WEB_VERSION
 from .argument_types import positive_int
 from .common import new_parser, resolve_device, usage_error
 
@@ -38,8 +39,9 @@ def parse_args(argv=None):
     web.add_argument(
         "--onnxruntime-web",
         metavar="PATH",
-        help="the npm package onnxruntime-web (node_modules/onnxruntime-web, its dist/, or a folder with "
-        "node_modules/); default ./node_modules",
+        help=f"the npm package onnxruntime-web {ONNXRUNTIME_WEB_VERSION} (npm install "
+        f"onnxruntime-web@{ONNXRUNTIME_WEB_VERSION}): node_modules/onnxruntime-web, its dist/, or a folder with "
+        "node_modules/; default ./node_modules",
     )
     web.add_argument(
         "--max-pixels",

@@ -156,3 +156,9 @@ def test_the_browser_tests_skip_without_chromium_unless_ci_requires_them(monkeyp
         pytest.fail.Exception, match="NPR_REQUIRE_BROWSER=1, but the browser tests cannot run: no Chromium"
     ):
         require_browser()
+
+
+def test_the_docs_name_the_pinned_runtime():
+    with open(os.path.join(ROOT, "docs", "deploy.md"), encoding="utf-8") as f:
+        deploy = f.read()
+    assert f"npm install onnxruntime-web@{ONNXRUNTIME_WEB_VERSION}" in deploy
