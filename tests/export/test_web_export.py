@@ -131,13 +131,12 @@ def test_the_map_model_is_npr_cuda_npr_exactly(tmp_path, window, anchor):
 
 
 def test_the_package_data_carries_the_page(tmp_path):
-    """setup.py build_py, which gives wheels their Python files, copies the page's files too."""
+    """setup.py build_py, which gives wheels their Python files, copies the page's files too (with
+    a fresh egg-info: a stale one's file list would hide a missing package-data rule)."""
+    (tmp_path / "egg").mkdir()
+    command = ["egg_info", "--egg-base", str(tmp_path / "egg"), "build_py", "--build-lib", str(tmp_path)]
     result = subprocess.run(
-        [sys.executable, "setup.py", "-q", "build_py", "--build-lib", str(tmp_path)],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
+        [sys.executable, "setup.py", "-q", *command], cwd=ROOT, capture_output=True, text=True, timeout=300
     )
     assert result.returncode == 0, result.stderr[-2000:]
     built = set(os.listdir(tmp_path / "npr_cuda" / "export" / "web_page"))
