@@ -27,10 +27,13 @@ rm -f dist/npr_cuda-*+torch2.11.cu130-*.whl
 PATH="$env/bin:$PATH" TORCH_CUDA_ARCH_LIST="${TORCH_CUDA_ARCH_LIST:-9.0}" bash .ci/build_wheel.sh
 wheel=$(ls dist/npr_cuda-*+torch2.11.cu130-*manylinux_2_28_x86_64.whl)
 python - "$wheel" <<'PY'
-import sys, zipfile
+import os, sys, zipfile
 with zipfile.ZipFile(sys.argv[1]) as wheel:
-    metadata = next(wheel.read(n).decode() for n in wheel.namelist() if n.endswith(".dist-info/METADATA"))
+    names = set(wheel.namelist())
+    metadata = next(wheel.read(n).decode() for n in names if n.endswith(".dist-info/METADATA"))
 assert "Requires-Dist: torch==2.11.*" in metadata.splitlines(), metadata
+page = {f"npr_cuda/export/web_page/{name}" for name in os.listdir("npr_cuda/export/web_page")}
+assert page <= names, f"the wheel lacks the page npr-export --web writes: {sorted(page - names)}"
 PY
 
 work=$(mktemp -d)
