@@ -92,7 +92,8 @@ def main(argv=None):
         runtime = check_arguments(args)
     except (ExportError, ImportError) as error:
         usage_error(PROG, str(error))
-    check_output_file(PROG, "--output", args.output)  # before the model is loaded and exported
+    if args.output is not None:  # before the model is loaded and exported (--web: check_arguments)
+        check_output_file(PROG, "--output", args.output)
     device = resolve_device(args.device, PROG)
     try:
         model = load_detector(args.weights, device)

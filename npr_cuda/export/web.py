@@ -25,6 +25,7 @@ from torch import nn
 from ..detector.data import DEFAULT_MAX_PIXELS, MIN_SIDE
 from ..detector.model import DEFAULT_ANCHOR, DEFAULT_WINDOW, crop_to_even
 from ..ops import npr
+from ..output_paths import folder_problem
 from .detector import ExportError, InputSpec, _dynamic_shapes, _example, describe, export_detector
 
 # The one place the runtime's version is named: .ci/run installs it, npr-export checks it.
@@ -148,6 +149,10 @@ def check_target(folder: str) -> None:
         raise WebExportError(f"--web {folder}: exists and is not a folder")
     if os.path.isdir(folder) and os.listdir(folder) and not os.path.isfile(os.path.join(folder, CONFIG_FILE)):
         raise WebExportError(f"--web {folder}: not empty, and not a page npr-export wrote (no {CONFIG_FILE})")
+    # The page is written beside the folder and renamed into place: its parent must take both.
+    problem = folder_problem(os.path.dirname(os.path.abspath(folder)))
+    if problem:
+        raise WebExportError(f"--web {folder}: its folder {problem}")
 
 
 def _write_folder(model: nn.Module, folder: str, spec: InputSpec, runtime: str, max_pixels: int) -> None:

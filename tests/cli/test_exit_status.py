@@ -77,6 +77,13 @@ def test_export_output_is_checked_before_any_work(tmp_path, weights, capsys, mon
     exit_message(capsys, 2, export_cli.main, argv, f"npr-export: --output .*{message}")
 
 
+def test_export_web_folder_is_checked_before_any_work(tmp_path, weights, capsys, monkeypatch):
+    (tmp_path / "a_file").write_text("not a folder")
+    monkeypatch.setattr(export_cli, "load_detector", no_work)
+    argv = ["--weights", weights, "--web", str(tmp_path / "a_file" / "page")]
+    exit_message(capsys, 2, export_cli.main, argv, r"npr-export: --web .*page: its folder is a file, not a folder")
+
+
 @pytest.mark.parametrize("flag", ["--json", "--figure"])
 def test_demo_outputs_are_checked_before_any_work(tmp_path, capsys, monkeypatch, flag):
     monkeypatch.setattr(demo_cli, "run_seed", no_work)

@@ -98,7 +98,7 @@ def test_pngs_of_every_kind_match_npr_detect_pixels_and_map(page, tmp_path, weig
         name = os.path.basename(path)
         shown = results[name]
         assert float(shown["pFake"]) == pytest.approx(expected[name], abs=1e-5), name
-        pixels, nprs = expected_hashes(load_rgb(path))
+        pixels, nprs = expected_hashes(load_rgb(path, rescale_high_bit_depth=True))
         assert shown["pixelsSha256"] == pixels, f"{name}: the page's pixels are not PIL's"
         assert shown["mapSha256"] == nprs, f"{name}: the page's map is not npr_cuda.npr's"
         assert shown["label"] == ("fake" if expected[name] > 0.5 else "real")
@@ -191,7 +191,9 @@ def test_a_fixed_size_export_matches_npr_detect(browser, weights, tmp_path, caps
         assert shown["size"] == "40x40" and float(shown["pFake"]) == pytest.approx(
             expected[os.path.basename(path)], abs=1e-5
         )
-        assert shown["pixelsSha256"] == sha256(np.asarray(pil_resize_crop(load_rgb(path), 48, 40)))
+        assert shown["pixelsSha256"] == sha256(
+            np.asarray(pil_resize_crop(load_rgb(path, rescale_high_bit_depth=True), 48, 40))
+        )
 
 
 def write_photo_files(folder):
@@ -239,7 +241,7 @@ def test_files_the_browser_decodes_are_measured_against_pil(page, tmp_path, weig
     measured = {}
     for path in paths:
         name = os.path.basename(path)
-        pil = np.asarray(load_rgb(path), dtype=np.int16)
+        pil = np.asarray(load_rgb(path, rescale_high_bit_depth=True), dtype=np.int16)
         ours = page.shown_pixels(name).astype(np.int16)
         assert ours.shape == pil.shape, name  # the same size, and so the same orientation
         difference = np.abs(ours - pil)
