@@ -12,9 +12,10 @@ forward and the backward of:
 
 Candidates are interleaved round by round; every call reads the next of enough copies of the
 inputs that none is still in cache when its turn comes again (256 MiB of them, or on CPU twice
-the last-level cache where that is larger; with --quick on CPU, 64 MiB at least, which keeps its
-peak memory under 2 GB; `--warm`: one input, read by every call, so that it stays in cache where
-it fits); CUDA is timed with events. It prints the machine and the build, a legend, the table
+the last-level cache where that is larger; with --quick on CPU, 64 MiB, which keeps its peak
+memory under 2 GB, with a note in the header where twice the last-level cache is larger, as
+inputs may then be partly in cache; `--warm`: one input, read by every call, so that it stays in
+cache where it fits); CUDA is timed with events. It prints the machine and the build, a legend, the table
 (medians, the effective bandwidth of clone and npr_cuda, the ratio to clone, the speedups of
 npr_cuda over eager and compiled), and a verdict per case. `--json` writes the same with the
 machine's details. Needs only torch and npr_cuda (an op-only install).
@@ -47,8 +48,9 @@ DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch
 # Inputs cycled over the calls: at least this much, past any GPU's L2 and most CPUs' last-level
 # cache; on CPU at least twice that cache (rotation_bytes).
 MIN_ROTATION_BYTES = 256 << 20
-# --quick on CPU: twice the last-level cache suffices to read every input from memory, with this
-# smaller floor, which keeps the run's peak memory under 2 GB.
+# --quick on CPU, whatever the last-level cache: the run's peak memory grows with the rotation
+# (bench/RESULTS.md, "--quick's memory"), so a quick run keeps to this and says so where the
+# cache is larger.
 QUICK_CPU_ROTATION_BYTES = 64 << 20
 # glibc returns large freed blocks to the OS and maps fresh (zero-filled, faulting) pages for the
 # next: every candidate's output allocation would then time the kernel's page faults as much as
@@ -139,7 +141,9 @@ def rotation_bytes(device, quick: bool = False) -> int:
     pushed it out (some hosts have 480 MiB of L3)."""
     if device != "cpu":
         return MIN_ROTATION_BYTES
-    return max(QUICK_CPU_ROTATION_BYTES if quick else MIN_ROTATION_BYTES, 2 * last_level_cache_bytes())
+    if quick:
+        return QUICK_CPU_ROTATION_BYTES
+    return max(MIN_ROTATION_BYTES, 2 * last_level_cache_bytes())
 
 
 class Clock:
@@ -439,6 +443,11 @@ def main(argv=None):
     inputs = "one input, warm" if args.warm else "rotated inputs"
     print("\n".join(run_header(devices)))
     print(f"window {args.window[0]}x{args.window[1]}, anchor {args.anchor}; {layout}; {inputs}")
+    if "cpu" in rotation and not args.warm and rotation["cpu"] < 2 * last_level_cache_bytes():
+        print(
+            f"Note: the CPU inputs cycle over {rotation['cpu'] >> 20} MiB, less than twice the last-level cache "
+            f"({last_level_cache_bytes() >> 20} MiB): some may be read from cache (run without --quick to avoid it)"
+        )
     print(f"Legend: {LEGEND}")
     print_table(rows)
     print("\n".join(verdicts(rows)))

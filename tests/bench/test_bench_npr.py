@@ -52,6 +52,7 @@ def test_cpu_inputs_rotate_past_twice_the_last_level_cache(monkeypatch):
     monkeypatch.setattr(bench_npr, "last_level_cache_bytes", lambda: 480 << 20)
     assert bench_npr.rotation_bytes("cpu") == 960 << 20
     assert bench_npr.rotation_bytes("cuda") == bench_npr.MIN_ROTATION_BYTES
+    assert bench_npr.rotation_bytes("cpu", quick=True) == bench_npr.QUICK_CPU_ROTATION_BYTES  # peak memory first
     monkeypatch.setattr(bench_npr, "last_level_cache_bytes", lambda: 0)  # sysfs says nothing
     assert bench_npr.rotation_bytes("cpu") == bench_npr.MIN_ROTATION_BYTES
     assert bench_npr.rotation_bytes("cpu", quick=True) == bench_npr.QUICK_CPU_ROTATION_BYTES
@@ -116,6 +117,8 @@ def test_quick_run_for_a_newcomer_op_only_and_under_2_gb():
     assert lines[0].startswith("CPU: ") and "threads; npr_cuda CPU kernels: " in lines[0]
     assert any(line.startswith("torch ") and "CUDA kernels built: " in line for line in lines)
     assert any(line.startswith("Legend: ") for line in lines)
+    cache = bench_npr.last_level_cache_bytes()
+    assert any(line.startswith("Note: the CPU inputs cycle over 64 MiB") for line in lines) == (cache > 32 << 20)
     verdicts = [line for line in lines if ": npr_cuda " in line and "x clone forward" in line]
     assert len(verdicts) == 4  # float32 and bfloat16 at two shapes
     peak_kib = int(lines[-1].removeprefix("peak_kib "))
