@@ -45,7 +45,7 @@ echo "$torch_site" > "$site/torch-environment.pth"
 "$work/env/bin/python" -m pip install -q --no-deps --no-index "$wheel"
 cp -r tests "$work/tests"
 cd "$work"
-op_tests="-q -p no:cacheprovider -o markers=cuda tests/test_npr_op.py tests/test_npr_window.py"
+op_tests="-q -p no:cacheprovider -o markers=cuda tests/test_npr_op.py tests/test_npr_window.py tests/test_npr_func.py tests/test_npr_huge_windows.py"
 
 # No compiler and no CUDA toolkit from here on: each is replaced by /bin/false, and the toolkit's
 # folders by empty ones, in a mount namespace of this command alone.

@@ -5,6 +5,7 @@
     python bench/cuda_checks.py large         # > 2^31 elements (64-bit indices): first and last rows
     python bench/cuda_checks.py kernels       # kernel launches per call, from the profiler
     python bench/cuda_checks.py slowest bench/out/*.json   # run the case slowest against clone (for ncu)
+    python bench/cuda_checks.py memory        # each memory-model case once (for ncu's sector counts)
 
 The cases are tests/kernel_shapes.txt's, the list the host test of the kernel bodies runs
 (tests/cpp/test_cuda_bodies.cpp): between them they steer the launcher to every pack width and
@@ -33,18 +34,26 @@ SHAPES_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "te
 def read_kernel_cases(path=SHAPES_FILE):
     """tests/kernel_shapes.txt: its shapes, (shape NCHW, channels_last, offset), and its windows
     besides the default, ((rows, columns), (anchor row, anchor column))."""
-    shapes, windows = [], []
+    return read_kernel_lists(path)[:2]
+
+
+def read_kernel_lists(path=SHAPES_FILE):
+    """All four lists of tests/kernel_shapes.txt: the shapes and windows every instance is checked
+    on, and the memory model's shapes ("model" lines) and windows ("model-window" lines)."""
+    lists = {"": [], "window": [], "model": [], "model-window": []}
     with open(path) as f:
         for line in f:
             if not line.strip() or line.startswith("#"):
                 continue
-            if line.startswith("window "):
-                rows, cols, row, col = (int(v) for v in line.split()[1:])
-                windows.append(((rows, cols), (row, col)))
+            fields = line.split()
+            kind = fields.pop(0) if fields[0] in lists else ""
+            if kind.endswith("window"):
+                rows, cols, row, col = (int(v) for v in fields)
+                lists[kind].append(((rows, cols), (row, col)))
             else:
-                n, c, h, w, layout, offset = line.split()
-                shapes.append(((int(n), int(c), int(h), int(w)), layout == "nhwc", int(offset)))
-    return shapes, windows
+                n, c, h, w, layout, offset = fields
+                lists[kind].append(((int(n), int(c), int(h), int(w)), layout == "nhwc", int(offset)))
+    return lists[""], lists["window"], lists["model"], lists["model-window"]
 
 
 def make_input(shape, channels_last, offset, dtype, device, gen):
@@ -188,9 +197,27 @@ def slowest(args, report, gen):
         torch.cuda.synchronize()
 
 
+def memory(args, report, gen):
+    """Each memory-model case of tests/kernel_shapes.txt (the host model's cases, memory_model.h)
+    run once, in the model's order: for Nsight Compute to count sectors and requests per kernel
+    (bench/gpu_session.py's ncu_sectors step), beside the model's figures."""
+    _, _, shapes, windows = read_kernel_lists()
+    for shape, channels_last, offset in shapes:
+        for window, anchor in [((2, 2), (0, 0)), *windows]:
+            for op in (npr_cuda.npr, npr_cuda.npr_backward):
+                for dtype in (torch.float32, torch.bfloat16):
+                    x = make_input(shape, channels_last, offset, dtype, args.device, gen)
+                    op(x, window, anchor)
+                    layout = "NHWC" if channels_last else "NCHW"
+                    name = f"{op.__name__} {str(dtype)[6:]} {'x'.join(map(str, shape))} {layout} +{offset}"
+                    print(f"case {name} window {window} anchor {anchor}")
+    if args.device != "cpu":
+        torch.cuda.synchronize()
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("check", choices=["parity", "launch-each", "large", "kernels", "slowest"])
+    parser.add_argument("check", choices=["parity", "launch-each", "large", "kernels", "slowest", "memory"])
     parser.add_argument("reports", nargs="*", help="bench_npr.py JSON reports (slowest)")
     parser.add_argument("--device", default="cuda")
     parser.add_argument("--seed", type=int, default=0)
@@ -200,7 +227,14 @@ def main(argv=None):
         sys.exit(f"cuda_checks: --device {args.device}: no GPU or no CUDA kernels ({npr_cuda.build_info()})")
     gen = torch.Generator().manual_seed(args.seed)
     report = Report()
-    checks = {"parity": parity, "launch-each": parity, "large": large, "kernels": kernels_per_call, "slowest": slowest}
+    checks = {
+        "parity": parity,
+        "launch-each": parity,
+        "large": large,
+        "kernels": kernels_per_call,
+        "slowest": slowest,
+        "memory": memory,
+    }
     checks[args.check](args, report, gen)
     print(f"cuda_checks {args.check}: {report.failures} failed")
     sys.exit(1 if report.failures else 0)

@@ -13,7 +13,7 @@ The steps, in order: the GPU and the build; every kernel instance bitwise agains
 official formula and the CPU op, again with every launch on its 64-bit-index instance; every test
 marked cuda, a skip counted as a failure; compute-sanitizer memcheck and initcheck; more than 2^31
 elements; one launch per call; the bandwidth tables against clone and torch.compile; the detector
-end to end; ncu on the case slowest against clone, whichever kernel it is.
+end to end; ncu's global sectors and requests for the host memory model's cases.
 """
 
 import argparse
@@ -28,6 +28,11 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PY = sys.executable
 DEFAULT_BUDGET_S = 660
+# What ncu counts of each kernel's global loads and stores: 32-byte sectors and requests (warp
+# instructions), as the host memory model counts them (tests/cpp/memory_model.h).
+NCU_SECTORS = ",".join(
+    f"l1tex__t_{what}_pipe_lsu_mem_global_op_{op}.sum" for op in ("ld", "st") for what in ("sectors", "requests")
+)
 
 
 class Session:
@@ -168,11 +173,12 @@ def main(argv=None):
     s.run("end_to_end", 40, [PY, "bench/bench_detector.py", "--end-to-end", "--device", dev, "--images", z["images"],
                              "--size", z["image_size"], "--batch-size", z["e2e_batch"], "--workers", z["workers"],
                              "--json", os.path.join(out, "end_to_end.json")])  # fmt: skip
-    # 9. ncu on the slowest case: any kernel of ours (their names hold npr_cuda), after 2 warm-up launches.
-    reports = [os.path.join(out, f) for f in sorted(os.listdir(out)) if f.startswith("bench_") and f.endswith(".json")]
-    s.run("ncu", 40, ["ncu", "--set", "full", "--kernel-name-base", "demangled", "--kernel-name", "regex:npr_cuda",
-                      "--launch-skip", "2", "--launch-count", "1", PY, "bench/cuda_checks.py", "slowest", *reports],
-          gpu_only=True, when=have("ncu") and bool(reports), why="no ncu, or no bench report")  # fmt: skip
+    # 9. ncu: global sectors and requests of every memory-model case's kernel (any kernel of ours:
+    # their names hold npr_cuda), beside the host model's figures (bench/memory_model.py).
+    s.run("ncu", 40, ["ncu", "--csv", "--log-file", os.path.join(out, "ncu_sectors.csv"), "--metrics", NCU_SECTORS,
+                      "--kernel-name-base", "demangled", "--kernel-name", "regex:npr_cuda", PY, "bench/cuda_checks.py",
+                      "memory", "--device", dev],
+          gpu_only=True, when=have("ncu"), why="no ncu")  # fmt: skip
     failed = [step["name"] for step in s.steps if step["status"] == "failed"]
     print(f"gpu_session: {len(s.steps)} steps, failed: {', '.join(failed) or 'none'}; {out}/summary.json")
     return 1 if failed else 0

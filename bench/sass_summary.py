@@ -6,7 +6,8 @@ accesses (LDL/STL: spills), 128-bit global loads and stores, and the other globa
 
     python bench/sass_summary.py [--arch sm_90] [--markdown] [--check]
 
-``--check`` exits 1 when any instance has a CALL or local memory. cuobjdump comes from the
+``--check`` exits 1 when any instance has a CALL or local memory, or works on 16-byte packs with no
+128-bit global load or store. cuobjdump comes from the
 CUDA toolkit or, where it lacks it, from ``pip install nvidia-cuda-cuobjdump
 nvidia-cuda-nvdisasm`` (found in that wheel's folder).
 """
@@ -52,39 +53,74 @@ def short_name(demangled: str) -> str:
     return re.sub(r"\(Access\)(\d)", lambda m: ["pack", "scalar"][int(m.group(1))], name)
 
 
-def summarise(sass: str):
-    """{mangled kernel name: Counter of the instruction classes}."""
+INSTRUCTION = re.compile(r"/\*([0-9a-f]{4,})\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)\s*([^;]*)")
+
+
+def kernel_listings(sass: str):
+    """{mangled kernel name: [(address, opcode, operands)]}, from cuobjdump -sass."""
     kernels, current = {}, None
     for line in sass.splitlines():
         match = re.search(r"Function : (\S+)", line)
         if match:
-            current = kernels.setdefault(match.group(1), Counter())
+            current = kernels.setdefault(match.group(1), [])
             continue
-        match = re.search(r"/\*[0-9a-f]{4}\*/\s+(?:@!?U?P\w+\s+)?([A-Z][A-Z0-9_.]*)", line)
-        if current is None or not match:
-            continue
-        op = match.group(1)
-        current["instructions"] += 1
-        base = op.split(".")[0]
-        if base == "CALL":
-            current["CALL"] += 1
-        elif base in ("LDL", "STL"):
-            current["local"] += 1
-        elif base == "LDG":
-            current["LDG.128" if ".128" in op else "LDG other"] += 1
-        elif base == "STG":
-            current["STG.128" if ".128" in op else "STG other"] += 1
+        match = INSTRUCTION.search(line)
+        if current is not None and match:
+            current.append((int(match.group(1), 16), match.group(2), match.group(3).strip()))
+    return kernels
+
+
+def calls_routines(listing) -> bool:
+    """Whether the kernel's CALLs reach routines (the 64-bit division's, with spills around it):
+    a routine returns (RET). sm_80 also writes CALL.REL.NOINC within a kernel's own code, with no
+    routine and no RET, where threads of a warp leave a loop at different times."""
+    return any(op.split(".")[0] == "RET" for _, op, _ in listing)
+
+
+def summarise(sass: str):
+    """{mangled kernel name: Counter of the instruction classes}."""
+    kernels = {}
+    for name, listing in kernel_listings(sass).items():
+        counts = kernels[name] = Counter()
+        routines = calls_routines(listing)
+        for _, op, _ in listing:
+            counts["instructions"] += 1
+            base = op.split(".")[0]
+            if base == "CALL" and routines:
+                counts["CALL"] += 1
+            elif base in ("LDL", "STL"):
+                counts["local"] += 1
+            elif base == "LDG":
+                counts["LDG.128" if ".128" in op else "LDG other"] += 1
+            elif base == "STG":
+                counts["STG.128" if ".128" in op else "STG other"] += 1
     return kernels
 
 
 COLUMNS = ["instructions", "CALL", "local", "LDG.128", "LDG other", "STG.128", "STG other"]
+ELEMENT_BYTES = {"float": 4, "double": 8, "Half": 2, "BFloat16": 2}
+
+
+def moves_16_byte_packs(name: str) -> bool:
+    """Whether instance `name` (kernel<pass, T, index, V, ...>) works on 16-byte packs."""
+    match = re.match(r"\w+<\w+, (\w+), [\w ]+, (\d+),", name)
+    return bool(match) and ELEMENT_BYTES.get(match.group(1), 0) * int(match.group(2)) == 16
+
+
+def problems(name: str, counts: Counter) -> list:
+    """What --check refuses in an instance: a CALL, local memory, and for one on 16-byte packs,
+    no 128-bit global load or store (the compiler split the pack)."""
+    found = [what for what in ("CALL", "local") if counts[what]]
+    if moves_16_byte_packs(name):
+        found += [f"no {what}" for what in ("LDG.128", "STG.128") if not counts[what]]
+    return found
 
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--arch", default="sm_90")
     parser.add_argument("--markdown", action="store_true")
-    parser.add_argument("--check", action="store_true", help="exit 1 if any instance has a CALL or local memory")
+    parser.add_argument("--check", action="store_true", help="exit 1 on a CALL, local memory or a split 16-byte pack")
     args = parser.parse_args(argv)
     cuobjdump = find_tool("cuobjdump")
     env = {**os.environ, "PATH": os.path.dirname(find_tool("nvdisasm")) + os.pathsep + os.environ.get("PATH", "")}
@@ -107,9 +143,9 @@ def main(argv=None):
         for name, counts in rows:
             print(f"{name:{width}} " + " ".join(f"{counts[c]:12d}" for c in COLUMNS))
     print(f"{len(rows)} kernel instances, {args.arch}")
-    bad = [name for name, counts in rows if counts["CALL"] or counts["local"]]
+    bad = [f"{name} ({', '.join(problems(name, counts))})" for name, counts in rows if problems(name, counts)]
     if args.check and bad:
-        sys.exit(f"sass_summary: {len(bad)} instances with a CALL or local memory: {', '.join(bad)}")
+        sys.exit(f"sass_summary: {len(bad)} instances with a CALL, local memory or a split pack: {', '.join(bad)}")
 
 
 if __name__ == "__main__":

@@ -15,7 +15,10 @@
 #include <torch/csrc/autograd/functions/utils.h>
 #include <torch/library.h>
 
+#include <memory>
 #include <string>
+#include <type_traits>
+#include <utility>
 #include <vector>
 
 #include "npr.h"
@@ -24,6 +27,21 @@ namespace npr_cuda {
 namespace {
 
 constexpr Pass adjoint(Pass pass) { return pass == Pass::kForward ? Pass::kBackward : Pass::kForward; }
+
+// How autograd holds graph nodes: std::shared_ptr up to torch 2.13 (the wheels' 2.11 among them),
+// c10::intrusive_ptr from 2.14.
+using NodePtr = decltype(torch::autograd::Edge::function);
+
+template <typename Concrete, typename... Args>
+NodePtr make_node(Args&&... args) {
+  if constexpr (std::is_same_v<NodePtr, std::shared_ptr<torch::autograd::Node>>) {
+    // As torch's own C++ Functions, released by deleteNode (no recursion down a long graph); found
+    // when instantiated (2.14 has no deleteNode, and never takes this branch).
+    return NodePtr(new Concrete(std::forward<Args>(args)...), [](auto* node) { deleteNode(node); });
+  } else {
+    return c10::make_intrusive<Concrete>(std::forward<Args>(args)...);
+  }
+}
 
 // The graph node of one call of `pass`: maps the output's gradient to the input's by the adjoint
 // op. It keeps only the window and anchor: a linear op's gradient needs no saved tensor.
@@ -52,9 +70,9 @@ class AdjointNode : public torch::autograd::Node {
 // nests levels by wrapping tensors).
 template <Pass kPass>
 at::Tensor autograd_kernel(const at::Tensor& x, at::IntArrayRef window, at::IntArrayRef anchor) {
-  c10::intrusive_ptr<torch::autograd::Node> node;
+  NodePtr node;
   if (torch::autograd::compute_requires_grad(x)) {
-    node = c10::make_intrusive<AdjointNode>(kPass, window, anchor);
+    node = make_node<AdjointNode>(kPass, window, anchor);
     node->set_next_edges(torch::autograd::collect_next_edges(x));
   }
   at::Tensor out;
