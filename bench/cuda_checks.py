@@ -128,24 +128,30 @@ def parity(args, report, gen):
 
 
 def large(args, report, gen):
-    """bfloat16, 2 x 32768 x 32770 = 2^31 + 131072 elements: the 64-bit index path."""
+    """bfloat16, 2 x 32768 x 32770 = 2^31 + 131072 elements: the 64-bit index path, of the
+    default window's kernels and of the window kernels (3 x 3 at (1, 2)); their first and last
+    rows, in whole windows (the rule is local to a window row)."""
     shape = (1, 2, 32768, 32770) if args.device != "cpu" else (1, 2, 64, 66)
     x = torch.randn(shape, generator=gen).to(torch.bfloat16).to(args.device)
     on_gpu = args.device != "cpu"
+    height = shape[2]
     print(f"{math.prod(shape)} elements ({'more' if math.prod(shape) > 2**31 else 'fewer'} than 2^31)")
-    for op in (npr_cuda.npr, npr_cuda.npr_backward):
-        out = op(x)
-        for plane in (0, shape[1] - 1):
-            for rows in (slice(0, 4), slice(shape[2] - 4, shape[2])):
-                got = out[0, plane, rows]
-                # Whole row pairs: the rule is local to them.
-                for what, expected, zero_sign_free in references(op, x[0, plane, rows], (2, 2), (0, 0), on_gpu):
-                    differ, zero_sign = same_bits(got, expected)
-                    report.check(
-                        differ == (zero_sign if zero_sign_free else 0),
-                        f"{op.__name__}: plane {plane}, rows {rows.start}-{rows.stop - 1} bitwise equal to {what}",
-                    )
-        del out
+    for window, anchor in (((2, 2), (0, 0)), ((3, 3), (1, 2))):
+        rows = window[0]
+        last_band = (height - 1) // rows * rows  # the first row of the last window row
+        for op in (npr_cuda.npr, npr_cuda.npr_backward):
+            out = op(x, window, anchor)
+            for plane in (0, shape[1] - 1):
+                for band in (slice(0, 2 * rows), slice(last_band - rows, height)):
+                    got = out[0, plane, band]
+                    for what, expected, zero_sign_free in references(op, x[0, plane, band], window, anchor, on_gpu):
+                        differ, zero_sign = same_bits(got, expected)
+                        report.check(
+                            differ == (zero_sign if zero_sign_free else 0),
+                            f"{op.__name__} window {window}: plane {plane}, rows {band.start}-{band.stop - 1} "
+                            f"bitwise equal to {what}",
+                        )
+            del out
 
 
 def kernels_per_call(args, report, gen):

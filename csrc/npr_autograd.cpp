@@ -13,6 +13,7 @@
 #include <torch/autograd.h>
 #include <torch/csrc/autograd/function.h>
 #include <torch/csrc/autograd/functions/utils.h>
+#include <torch/csrc/dynamo/compiled_autograd.h>
 #include <torch/library.h>
 
 #include <memory>
@@ -58,6 +59,19 @@ class AdjointNode : public torch::autograd::Node {
   }
 
   std::string name() const override { return pass_ == Pass::kForward ? "NprBackward" : "NprBackwardBackward"; }
+
+  // Compiled autograd (torch.compile of a backward): the node's identity for its cache, and its
+  // backward traced as the adjoint op's call, which has a fake kernel like any op.
+  void compiled_args(torch::dynamo::autograd::CompiledNodeArgs& args) const override {
+    args.collect(static_cast<int64_t>(pass_));
+    args.collect(window_);
+    args.collect(anchor_);
+  }
+
+  torch::autograd::variable_list apply_with_saved(const torch::autograd::variable_list& grads,
+                                                  torch::dynamo::autograd::SwapSavedVariables&) override {
+    return apply(torch::autograd::variable_list(grads));
+  }
 
  private:
   Pass pass_;

@@ -166,6 +166,17 @@ def test_torch_compile_fullgraph(dynamic, gen):
         assert_bitwise_equal(compiled(x), npr_reference(x, 4, (1, 3)) * 2.0)
 
 
+@pytest.mark.parametrize("op,adjoint", [(npr, npr_backward), (npr_backward, npr)])
+@pytest.mark.parametrize("window,anchor", [(2, (0, 0)), (3, (1, 1))])
+def test_torch_compile_of_the_backward_compiled_autograd(op, adjoint, window, anchor, gen):
+    """Compiled autograd traces each op's graph node as the adjoint op's call."""
+    x = make_input((2, 3, 8, 9), torch.float32, "cpu", "contiguous", gen).requires_grad_(True)
+    g = make_input((2, 3, 8, 9), torch.float32, "cpu", "contiguous", gen)
+    with torch._dynamo.compiled_autograd._enable(torch.compile(backend="eager", fullgraph=True)):
+        op(x, window, anchor).backward(g)
+    assert_bitwise_equal(x.grad, adjoint(g, window, anchor))
+
+
 @pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated")
 def test_torchscript(gen):
     @torch.jit.script
