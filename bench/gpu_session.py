@@ -164,9 +164,9 @@ def main(argv=None):
     sanitizer = have("compute-sanitizer")
     # racecheck and synccheck: the window kernels share a tile through shared memory, behind one
     # barrier, which the host run orders by construction and so cannot check.
-    for tool in ("memcheck", "initcheck", "racecheck", "synccheck"):
-        s.run(tool, 35 if tool in ("memcheck", "initcheck") else 30, ["compute-sanitizer", "--tool", tool, "--error-exitcode", "1", PY, "bench/cuda_checks.py",
-                         "launch-each"], gpu_only=True, when=sanitizer, why="no compute-sanitizer")  # fmt: skip
+    for tool, limit_s in (("memcheck", 35), ("initcheck", 35), ("racecheck", 30), ("synccheck", 30)):
+        s.run(tool, limit_s, ["compute-sanitizer", "--tool", tool, "--error-exitcode", "1", PY, "bench/cuda_checks.py",
+                              "launch-each"], gpu_only=True, when=sanitizer, why="no compute-sanitizer")  # fmt: skip
     # 5-6. Past 2^31 elements; one launch per call.
     s.run("large", 40, [PY, "bench/cuda_checks.py", "large", "--device", dev])
     s.run("kernels", 20, [PY, "bench/cuda_checks.py", "kernels", "--device", dev])
