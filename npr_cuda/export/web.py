@@ -26,7 +26,7 @@ from ..detector.data import DEFAULT_MAX_PIXELS, MIN_SIDE
 from ..detector.model import DEFAULT_ANCHOR, DEFAULT_WINDOW, crop_to_even
 from ..ops import npr
 from ..output_paths import folder_problem
-from .detector import ExportError, InputSpec, _dynamic_shapes, _example, describe, export_detector
+from .detector import ExportError, InputSpec, describe, export_detector, export_onnx
 
 # The one place the runtime's version is named: .ci/run installs it, npr-export checks it.
 ONNXRUNTIME_WEB_VERSION = "1.31.1"
@@ -116,19 +116,7 @@ class NPRMap(nn.Module):
 def export_npr_map(path: str, spec: InputSpec) -> None:
     """The NPR op alone as ONNX (the same exact translation as the detector's), input as the
     detector's: any batch, and any height and width unless the spec fixes the size."""
-    from .onnx_ops import ONNX_TRANSLATIONS, OPSET
-
-    program = torch.onnx.export(
-        NPRMap(spec.window, spec.anchor).eval(),
-        (_example(spec),),
-        dynamo=True,
-        custom_translation_table=ONNX_TRANSLATIONS,
-        dynamic_shapes=_dynamic_shapes(spec),
-        opset_version=OPSET,
-        verbose=False,
-    )
-    program.model.metadata_props.update(describe(spec))
-    program.save(path, external_data=False)
+    export_onnx(NPRMap(spec.window, spec.anchor).eval(), path, spec)
 
 
 def page_config(spec: InputSpec, max_pixels: int) -> Dict[str, object]:

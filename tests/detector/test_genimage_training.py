@@ -9,7 +9,7 @@ import pytest
 import torch
 from helpers.cli import exit_message
 from helpers.image_folders import write_image
-from helpers.training import assert_same_weights, log_of, signal_at_step, weights_of
+from helpers.training import assert_same_weights, log_of, signal_at_step, train_args, weights_of
 
 import npr_cuda.detector.training as training
 from npr_cuda.cli import train as train_cli
@@ -33,16 +33,7 @@ def data(tmp_path_factory):
 
 
 def genimage_args(data, output, *extra):
-    return [data, "--recipe", "GenImage", "--output", str(output), "--batch-size", "8", "--crop-size", "32"] + [
-        "--workers",
-        "0",
-        "--device",
-        "cpu",
-        "--quiet",
-        "--save-every",
-        "0",
-        *extra,
-    ]
+    return train_args(data, output, "--recipe", "GenImage", *extra, resize=False)
 
 
 def count_calls(monkeypatch, cls):

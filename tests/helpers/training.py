@@ -15,16 +15,17 @@ import npr_cuda.detector.training as training
 from npr_cuda.detector import read_state_dict
 
 
-def train_args(data, output, *extra):
-    """A tiny run on the CPU: global batch 8, 40x40 resized, 32x32 crops, no data workers."""
+def train_args(data, output, *extra, resize=True):
+    """A tiny run on the CPU: global batch 8, 40x40 resized (unless `resize` is False: the
+    GenImage recipe tiles instead), 32x32 crops, no data workers."""
+    resized = ["--load-size", "40"] if resize else []
     return [
         str(data),
         "--output",
         str(output),
         "--batch-size",
         "8",
-        "--load-size",
-        "40",
+        *resized,
         "--crop-size",
         "32",
         "--workers",
