@@ -241,12 +241,21 @@ def main(argv=None):
         usage_error("npr-train", flag(error))
     except (CheckpointError, FileNotFoundError) as error:  # --resume
         usage_error("npr-train", str(error))
-    except (CheckpointWriteError, UnusableData, Diverged) as error:
+    except UnusableData as error:  # each process names its own skipped files
         print(f"npr-train: {printable(str(error))}", file=sys.stderr)
         raise SystemExit(1) from None
+    except (CheckpointWriteError, Diverged) as error:
+        say_once(f"npr-train: {printable(str(error))}")
+        raise SystemExit(1) from None
     except Interrupted as stop:
-        print(f"npr-train: {stop}", file=sys.stderr)
+        say_once(f"npr-train: {stop}")
         raise SystemExit(128 + stop.signum) from None  # the shell's convention: 130 for Ctrl-C, 143 for SIGTERM
+
+
+def say_once(line: str):
+    """A failure every process of a torchrun run meets alike is said by the main one alone."""
+    if int(os.environ.get("RANK", "0")) == 0:
+        print(line, file=sys.stderr)
 
 
 if __name__ == "__main__":

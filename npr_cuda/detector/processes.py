@@ -36,10 +36,6 @@ class Processes:
     def main(self) -> bool:
         return self.rank == 0
 
-    def barrier(self):
-        if self.world > 1:
-            dist.barrier()
-
     def sums(self, values: Sequence[float]) -> List[float]:
         """The element-wise sums of ``values`` over the processes, in one all-reduce (float64:
         counts stay exact). Every process calls it at the same points, whatever it holds."""
@@ -56,6 +52,23 @@ class Processes:
         gathered = [None] * self.world
         dist.all_gather_object(gathered, list(items))
         return [item for part in gathered for item in part]
+
+    def main_says(self, value):
+        """The main process's ``value``, in every process (a collective): how the others learn
+        the outcome of what only the main process does, such as writing the checkpoint."""
+        if self.world == 1:
+            return value
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def take_main_buffers(self, module: torch.nn.Module):
+        """``module``'s buffers set to the main process's (a collective). Under DDP each process
+        keeps batch-norm running statistics of its own batches since DDP last broadcast them,
+        at the start of the step; the checkpoint holds the main process's."""
+        if self.world > 1:
+            for buffer in module.buffers():
+                dist.broadcast(buffer, src=0)
 
     def close(self):
         if self.world > 1:

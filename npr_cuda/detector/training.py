@@ -47,7 +47,7 @@ from torch.utils.data import DistributedSampler, Sampler
 from torchvision.transforms import functional as TF
 
 from . import genimage
-from .checkpoint import TrainingState, load_weights, read_training_state, save_training_state
+from .checkpoint import CheckpointWriteError, TrainingState, load_weights, read_training_state, save_training_state
 from .data import IMAGENET_MEAN, IMAGENET_STD, ImageDataset, Protocol, eval_transform, make_loader
 from .metrics import binary_metrics, json_safe
 from .model import NPR_IMPLEMENTATIONS, npr_resnet50
@@ -58,6 +58,7 @@ from .speed import COMPILE_MIN_TRAIN_STEPS, Compiled, SpeedOptions, auto_compile
 from .train_config import AMP_DTYPES, MAX_SEED, MIN_CROP_SIZE, RECIPES, ConfigError, TrainConfig  # noqa: F401
 
 LR_DECAY = 0.9
+DIVERGED = "diverged"  # what the main process's save reports for weights that hold NaN or Inf
 MIN_LR = 1e-6
 # A run fails when more than half of the images read so far in an epoch could not be used,
 # judged once this many have been read (all processes together), and at the epoch's end.
@@ -228,7 +229,6 @@ def train(
                 record = run.one_epoch(stop)
                 run.validate(record)
                 run.end_epoch(record)
-                procs.barrier()
         return record
     finally:
         procs.close()
@@ -332,14 +332,18 @@ class _Training:
         return dataset, sampler
 
     def validation_loader(self, val_samples):
-        config = self.config
-        if not val_samples or not self.procs.main:
+        """This process's share of the validation images (every world-th one from its rank);
+        None, in every process, without a validation set."""
+        config, procs = self.config, self.procs
+        if not val_samples:
             return None
+        self.val_order = {path: i for i, (path, _) in enumerate(val_samples)}
         if config.recipe == genimage.RECIPE:
             protocol = genimage.validation_protocol(config.crop_size)
         else:
             protocol = Protocol(resize=True, crop=True, load_size=config.load_size, crop_size=config.crop_size)
-        dataset = ImageDataset(val_samples, eval_transform(protocol), config.max_pixels)
+        share = val_samples[procs.rank :: procs.world]
+        dataset = ImageDataset(share, eval_transform(protocol), config.max_pixels)
         return make_loader(dataset, config.batch_size, config.workers, pin_memory=self.device.type == "cuda")
 
     def epoch_loader(self):
@@ -449,17 +453,26 @@ class _Training:
         }
 
     def validate(self, record: dict):
-        """Accuracy and AP on the validation images, into `record` (main process only)."""
+        """Accuracy and AP on the validation images, into `record`. The processes share the
+        work: each scores its share, and every process gathers all the scores in the set's order
+        and computes what one process would. (When the main process validated alone, the others
+        waited in a collective, and a validation longer than its timeout ended the run.)"""
         if self.val_loader is None:
             return
+        self.procs.take_main_buffers(self.model)  # every process scores the checkpoint's model
         detector = fast_detector(self.model, self.device, SpeedOptions(compile="off"))
-        val = predict(detector, self.val_loader, desc="validate", progress=self.config.progress)
-        metrics = binary_metrics(val.labels, val.probs)
-        record.update(val_acc=metrics["acc"], val_ap=metrics["ap"])
-        not_numbers = int(np.isnan(val.probs).sum())
-        if not_numbers:
+        progress = self.config.progress and self.procs.main
+        mine = predict(detector, self.val_loader, desc="validate", progress=progress)
+        scored = self.procs.gather(list(zip(mine.paths, mine.labels, mine.probs)))
+        scored.sort(key=lambda item: self.val_order[item[0]])
+        labels, probs = [label for _, label, _ in scored], [prob for _, _, prob in scored]
+        metrics = binary_metrics(labels, probs)
+        skipped = self.procs.gather([failure.path for failure in mine.failures])
+        record.update(val_images=len(scored), val_skipped_images=skipped, val_acc=metrics["acc"], val_ap=metrics["ap"])
+        not_numbers = int(np.isnan(probs).sum())
+        if not_numbers and self.procs.main:
             print(
-                f"training: validation: {not_numbers} of {len(val.probs)} probabilities are NaN "
+                f"training: validation: {not_numbers} of {len(probs)} probabilities are NaN "
                 "(counted as real; AP undefined)",
                 file=sys.stderr,
             )
@@ -477,17 +490,24 @@ class _Training:
         self.log(record)
 
     def checkpoint(self):
-        """The training state, written atomically by the main process; Diverged, in every
-        process alike (the weights are the same), when the weights hold NaN or Inf: the
-        checkpoint on disk, if any, holds the last good state and is kept."""
-        state_values = [v for v in self.model.state_dict().values() if v.is_floating_point()]
-        if not torch.stack([torch.isfinite(v).all() for v in state_values]).all():
+        """The training state, written atomically by the main process. What the main process
+        found, every process raises alike (none is left waiting in a collective): Diverged when
+        the weights hold NaN or Inf (the checkpoint on disk, if any, holds the last good state
+        and is kept), CheckpointWriteError when the write failed."""
+        outcome = self.save() if self.procs.main else None
+        outcome = self.procs.main_says(outcome)
+        if outcome == DIVERGED:
             raise Diverged(self.divergence_message())
-        if self.procs.main:
-            self.save()
+        if outcome:
+            raise CheckpointWriteError(outcome)
         self.saved = (self.epoch, self.samples_done)
 
-    def save(self):
+    def save(self) -> Optional[str]:
+        """Writes the checkpoint unless the weights hold NaN or Inf; None, DIVERGED, or why the
+        checkpoint could not be written."""
+        state_values = [v for v in self.model.state_dict().values() if v.is_floating_point()]
+        if not torch.stack([torch.isfinite(v).all() for v in state_values]).all():
+            return DIVERGED
         state = TrainingState(
             model=self.model.state_dict(),
             optimizer=self.optimizer.state_dict(),
@@ -498,7 +518,11 @@ class _Training:
             total_steps=self.total_steps,
             config=asdict(self.config),
         )
-        save_training_state(self.checkpoint_path, state)
+        try:
+            save_training_state(self.checkpoint_path, state)
+        except CheckpointWriteError as error:
+            return str(error)
+        return None
 
     def divergence_message(self) -> str:
         epoch = self.epoch if self.samples_done == 0 else self.epoch + 1

@@ -13,7 +13,7 @@ import pytest
 import torch
 from helpers.cli import exit_message
 from helpers.image_folders import write_dataset
-from helpers.training import assert_same_weights, log_of, signal_at_step, train_args, weights_of
+from helpers.training import assert_same_weights, log_of, one_process_validation, signal_at_step, train_args, weights_of
 
 import npr_cuda.detector.training as training
 from npr_cuda import npr
@@ -123,6 +123,11 @@ def test_two_processes_with_gloo(data, tmp_path):
     assert torch.load(tmp_path / "last.pth", weights_only=True)["epoch"] == 2
     # 16 training images, global batch 8 over 2 processes: 2 steps an epoch.
     assert log[-1]["steps"] == 4
+    # Validation shared by the processes: every image scored, the metrics one process gives.
+    assert log[-1]["val_images"] == 16 and log[-1]["val_skipped_images"] == []
+    alone = one_process_validation(os.path.join(data, "val"), tmp_path / "last.pth", load_size=40, crop_size=32)
+    assert log[-1]["val_acc"] == pytest.approx(alone["acc"], abs=1e-6)
+    assert log[-1]["val_ap"] == pytest.approx(alone["ap"], abs=1e-6)
 
 
 def test_bad_arguments(data, tmp_path, capsys):

@@ -87,6 +87,19 @@ def test_sigterm_to_torchrun_checkpoints_and_ends_every_worker(broken_data, tmp_
     assert saved["epoch"] >= 2
 
 
+def test_a_checkpoint_the_main_process_cannot_write_ends_every_worker_with_one_line(data, tmp_path):
+    """Only the main process writes the checkpoint; when it cannot (a full disk, here a folder in
+    its place), every process fails alike, with one line: the others waited in a collective
+    before, and ended with a traceback (gloo) or a timeout (NCCL) once the main one exited."""
+    os.makedirs(tmp_path / "last.pth")
+    argv = train_args(data, tmp_path, "--niter", "2", "--val-split", "", "--compile", "off")
+    status, err = run_torchrun(argv, str(tmp_path), timeout=120)
+    assert status == 1, err[-3000:]
+    said = [line for line in err.splitlines() if line.startswith("npr-train:")]
+    assert len(said) == 1 and "could not write checkpoint" in said[0], err[-3000:]
+    assert "[rank" not in err, err[-3000:]  # torchrun prefixes a worker's traceback with its rank
+
+
 # --------------------------------------------------------------------- nothing trained on
 def test_a_negative_seed_is_refused_before_any_work(data, tmp_path, capsys):
     """--seed -1 failed inside every image's augmentation, which made each a skipped file."""

@@ -12,7 +12,10 @@ import time
 import torch
 
 import npr_cuda.detector.training as training
-from npr_cuda.detector import read_state_dict
+from npr_cuda.detector import load_detector, read_state_dict
+from npr_cuda.detector.data import ImageDataset, Protocol, eval_transform, make_loader, real_fake_samples
+from npr_cuda.detector.metrics import binary_metrics
+from npr_cuda.detector.predict import predict
 
 
 def train_args(data, output, *extra, resize=True):
@@ -57,6 +60,17 @@ def assert_same_weights(a, b):
     assert a.keys() == b.keys()
     for key in a:
         assert torch.equal(a[key], b[key]), key
+
+
+def one_process_validation(val_root, checkpoint, load_size, crop_size):
+    """Accuracy and AP of `checkpoint` on `val_root` as npr-train's validation defines them
+    (resize, centre crop), computed here in one process from the parts the tools share."""
+    samples = real_fake_samples(str(val_root), [], [], [])
+    protocol = Protocol(resize=True, crop=True, load_size=load_size, crop_size=crop_size)
+    loader = make_loader(ImageDataset(samples, eval_transform(protocol)), batch_size=64, workers=0)
+    with torch.no_grad():
+        scores = predict(load_detector(str(checkpoint)), loader, progress=False)
+    return binary_metrics(scores.labels, scores.probs)
 
 
 def change_loss_at_step(monkeypatch, step, change):
