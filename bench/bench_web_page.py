@@ -6,13 +6,16 @@ and the NPR map in onnxruntime-web, the drawing).
 
 The page is exported from random weights (the speed does not depend on them) into a temporary
 folder, with onnxruntime-web from --onnxruntime-web (default: build/npm, where .ci/run installs
-it), and served on 127.0.0.1: once as a plain static server serves it (one WASM thread), once
-cross-origin isolated (COOP and COEP headers: onnxruntime-web's threads). Each size's images are
-random PNGs; one of them is run first, untimed (the session's first run of a shape), then the
-timed batch is given repeats times and the median is reported.
+it), and opened three ways: served on 127.0.0.1 as a plain static server serves it (one WASM
+thread), served cross-origin isolated (COOP and COEP headers: onnxruntime-web's threads), and
+from the folder (file://, one thread; the runtime and models come from npr-file-assets.js).
+ready_s is the time from opening the page to its "ready". Each size's images are random PNGs;
+one of them is run first, untimed (the session's first run of a shape), then the timed batch is
+given repeats times and the median is reported.
 """
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -38,7 +41,9 @@ def parse_args(argv=None):
     parser.add_argument("--sizes", default="256,1024", help="image sides, comma-separated")
     parser.add_argument("--images", type=int, default=16, help="images per timed batch")
     parser.add_argument("--repeats", type=int, default=3, help="timed batches per size and setting")
-    parser.add_argument("--settings", default="plain,isolated", help="plain (1 thread), isolated (threads)")
+    parser.add_argument(
+        "--settings", default="plain,isolated,file", help="plain (1 thread), isolated (threads), file (file://)"
+    )
     parser.add_argument("--onnxruntime-web", default=runtime_path())
     parser.add_argument("--json", default=None)
     return parser.parse_args(argv)
@@ -66,10 +71,22 @@ def time_batches(page, paths, repeats):
     return seconds
 
 
+@contextlib.contextmanager
+def page_url(folder, setting):
+    """The URL of the page's folder, served (plain or isolated) or as a file:// URL."""
+    if setting == "file":
+        yield f"file://{folder}/"
+        return
+    with served(folder, ISOLATION_HEADERS if setting == "isolated" else None) as url:
+        yield url
+
+
 def measure(browser, folder, setting, sizes, images, repeats, work):
     rows = []
-    with served(folder, ISOLATION_HEADERS if setting == "isolated" else None) as url:
+    with page_url(folder, setting) as url:
+        start = time.perf_counter()
         page = BrowserPage(browser, url)
+        ready_s = time.perf_counter() - start
         threads = int(page.page.get_attribute("#status", "data-threads"))
         for size in sizes:
             time_batches(page, write_images(work, size, 1, "warm"), 1)
@@ -77,9 +94,9 @@ def measure(browser, folder, setting, sizes, images, repeats, work):
             median = statistics.median(seconds)
             rows.append(
                 {"setting": setting, "threads": threads, "size": size, "images": images,
-                 "images_per_s": images / median, "seconds": seconds}
+                 "images_per_s": images / median, "seconds": seconds, "ready_s": ready_s}
             )  # fmt: skip
-            print(f"{setting:9} {threads:>7} {size:>5} {images / median:9.2f}")
+            print(f"{setting:9} {threads:>7} {size:>5} {images / median:9.2f} {ready_s:8.2f}")
         if page.outside or page.errors:
             raise SystemExit(f"bench_web_page: requests outside the page {page.outside}, errors {page.errors}")
         version = page.page.evaluate("navigator.userAgent")
@@ -107,7 +124,7 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as work, chromium(executable) as browser:
         folder = os.path.join(work, "page")
         export_web(model, folder, InputSpec(model.window, model.anchor), runtime)
-        print(f"{'setting':9} {'threads':>7} {'size':>5} {'images/s':>9}")
+        print(f"{'setting':9} {'threads':>7} {'size':>5} {'images/s':>9} {'ready_s':>8}")
         for setting in args.settings.split(","):
             measured, user_agent = measure(browser, folder, setting, sizes, args.images, args.repeats, work)
             rows += measured

@@ -1,11 +1,13 @@
 """The detector as a static web page (npr-export --web DIR): a folder that a browser runs on the
 visitor's own machine, with no server code and no upload.
 
-    DIR/index.html, npr-*.js      the page and its modules (package data, npr_cuda/export/web_page/)
+    DIR/index.html, npr-*.js      the page and its scripts (package data, npr_cuda/export/web_page/)
     DIR/detector.onnx             the detector, exactly as npr-export writes it (with its metadata)
     DIR/npr-map.onnx              the NPR op alone, for the |NPR| map beside each image
     DIR/npr-web.json              what the page needs to know: size rules, pixel limit, metadata
     DIR/ort/                      onnxruntime-web's WASM build, at the pinned version
+    DIR/npr-file-assets.js        the last three again, as base64 in a classic script: what the
+                                  page loads when opened from a file, where browsers fetch nothing
 
 The runtime files come from a local copy of the npm package ``onnxruntime-web`` at
 :data:`ONNXRUNTIME_WEB_VERSION` (``npm install onnxruntime-web@VERSION``): npr-export downloads
@@ -13,6 +15,7 @@ nothing, and the 14 MB WebAssembly binary is not shipped inside this Python pack
 written atomically: a failed export leaves the previous one, or nothing.
 """
 
+import base64
 import json
 import os
 import shutil
@@ -30,19 +33,21 @@ from .detector import ExportError, InputSpec, describe, export_detector, export_
 
 # The one place the runtime's version is named: .ci/run installs it, npr-export checks it.
 ONNXRUNTIME_WEB_VERSION = "1.31.1"
-# onnxruntime-web's WASM-only build: the ES module, its Emscripten loader and the binary.
-RUNTIME_FILES = ("ort.wasm.min.mjs", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+# onnxruntime-web's WASM-only build: its classic script (the global `ort`), its Emscripten loader
+# and the binary.
+RUNTIME_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
+RUNTIME_LOADER, RUNTIME_BINARY = RUNTIME_FILES[1:]
 # The page, from npr_cuda/export/web_page/ (package data).
 PAGE_FILES = (
     "index.html",
     "npr-page.css",
-    "npr-not-served.js",
     "npr-page.js",
     "npr-decode.js",
     "npr-png.js",
     "npr-preprocess.js",
 )
 CONFIG_FILE = "npr-web.json"
+FILE_ASSETS = "npr-file-assets.js"
 RUNTIME_FOLDER = "ort"
 INSTALL_HINT = f"npm install onnxruntime-web@{ONNXRUNTIME_WEB_VERSION}"
 
@@ -154,8 +159,31 @@ def _write_folder(model: nn.Module, folder: str, spec: InputSpec, runtime: str, 
     export_detector(model, os.path.join(folder, "detector.onnx"), spec)
     with torch.no_grad():
         export_npr_map(os.path.join(folder, "npr-map.onnx"), spec)
+    config = page_config(spec, max_pixels)
     with open(os.path.join(folder, CONFIG_FILE), "w", encoding="utf-8") as f:
-        json.dump(page_config(spec, max_pixels), f, indent=2)
+        json.dump(config, f, indent=2)
+    write_file_assets(folder, config)
+
+
+def write_file_assets(folder: str, config: Dict[str, object]) -> None:
+    """FILE_ASSETS: `config`, the runtime's loader and binary and the two models of `folder`, as
+    base64 strings in one classic script (global ``NprFileAssets``), for the page opened from a
+    file: browsers run such a script there, where they fetch nothing and refuse modules."""
+
+    def base64_of(*path: str) -> str:
+        with open(os.path.join(folder, *path), "rb") as f:
+            return base64.b64encode(f.read()).decode("ascii")
+
+    assets = {
+        "config": config,
+        "loader": base64_of(RUNTIME_FOLDER, RUNTIME_LOADER),
+        "wasm": base64_of(RUNTIME_FOLDER, RUNTIME_BINARY),
+        "detector": base64_of("detector.onnx"),
+        "nprMap": base64_of("npr-map.onnx"),
+    }
+    with open(os.path.join(folder, FILE_ASSETS), "w", encoding="ascii") as f:
+        f.write("// Written by npr-export --web: what the page loads when opened from a file.\n")
+        f.write(f"globalThis.NprFileAssets = {json.dumps(assets)};\n")
 
 
 def export_web(

@@ -1,5 +1,6 @@
 """bench_web_page.py on tiny images: the page is timed as a plain static server serves it (one
-WASM thread) and cross-origin isolated, where onnxruntime-web runs on threads and still answers."""
+WASM thread), cross-origin isolated, where onnxruntime-web runs on threads and still answers, and
+opened from its folder (file://)."""
 
 import os
 
@@ -10,13 +11,14 @@ from helpers.browser import require_browser
 pytest.importorskip("onnxscript")
 
 
-def test_both_settings_are_timed_and_isolation_gives_threads(tmp_path):
+def test_every_setting_is_timed_and_isolation_gives_threads(tmp_path):
     require_browser()
     args = ["--sizes", "32,48", "--images", "2", "--repeats", "1"]
     record = bench_report("bench_web_page.py", args, tmp_path)
     rows = {(row["setting"], row["size"]): row for row in record["rows"]}
-    assert set(rows) == {(setting, size) for setting in ("plain", "isolated") for size in (32, 48)}
+    assert set(rows) == {(setting, size) for setting in ("plain", "isolated", "file") for size in (32, 48)}
     assert all(row["images_per_s"] > 0 and row["images"] == 2 for row in rows.values())
-    assert rows["plain", 32]["threads"] == 1
+    assert rows["plain", 32]["threads"] == rows["file", 32]["threads"] == 1
+    assert all(row["ready_s"] > 0 for row in rows.values())
     assert rows["isolated", 32]["threads"] == min(8, os.cpu_count())
     assert "HeadlessChrome" in record["device"]

@@ -3,6 +3,7 @@
 it), the folders it refuses or replaces whole, the NPR-map model's exactness, and the page's files
 in the package data that wheels carry."""
 
+import base64
 import json
 import os
 import subprocess
@@ -17,7 +18,14 @@ from helpers.cli import exit_message
 import npr_cuda
 from npr_cuda.cli import export as export_cli
 from npr_cuda.export import web
-from npr_cuda.export.web import ONNXRUNTIME_WEB_VERSION, PAGE_FILES, RUNTIME_FILES, WebExportError, find_runtime
+from npr_cuda.export.web import (
+    FILE_ASSETS,
+    ONNXRUNTIME_WEB_VERSION,
+    PAGE_FILES,
+    RUNTIME_FILES,
+    WebExportError,
+    find_runtime,
+)
 
 pytest.importorskip("onnxscript")
 onnxruntime = pytest.importorskip("onnxruntime")
@@ -81,6 +89,15 @@ def test_web_refuses_a_folder_it_did_not_write_and_options_meant_for_it(tmp_path
     exit_message(capsys, 2, export_cli.main, ["--weights", weights, "--web", "a", "--output", "b.onnx"], "not allowed")
 
 
+def file_assets(page):
+    """What npr-file-assets.js gives the page opened from a file: its settings, and the files it
+    carries as base64, decoded."""
+    text = (page / FILE_ASSETS).read_text(encoding="ascii")
+    assigned = next(line for line in text.splitlines() if line.startswith("globalThis.NprFileAssets = "))
+    assets = json.loads(assigned.split(" = ", 1)[1].rstrip(";"))
+    return {name: value if name == "config" else base64.b64decode(value) for name, value in assets.items()}
+
+
 def test_web_writes_the_page_and_replaces_an_earlier_one_whole(tmp_path, capsys, weights, monkeypatch):
     runtime = fake_runtime(tmp_path / "ort")
     page = tmp_path / "page"
@@ -100,11 +117,18 @@ def test_web_writes_the_page_and_replaces_an_earlier_one_whole(tmp_path, capsys,
     assert "npr_cuda.crop: 32" in capsys.readouterr().out
     written = sorted(os.path.relpath(os.path.join(d, n), page) for d, _, names in os.walk(page) for n in names)
     expected = [*PAGE_FILES, "detector.onnx", "npr-map.onnx", "npr-web.json", *(f"ort/{n}" for n in RUNTIME_FILES)]
-    assert written == sorted(expected)
+    assert written == sorted([*expected, FILE_ASSETS])
     config = json.loads((page / "npr-web.json").read_text())
     assert (config["crop"], config["resize"], config["max_pixels"], config["min_side"]) == (32, None, 1000, 2)
     assert config["onnxruntime_web"] == ONNXRUNTIME_WEB_VERSION and config["metadata"]["npr_cuda.crop"] == "32"
-    assert (page / "ort" / "ort.wasm.min.mjs").read_text() == "// ort.wasm.min.mjs"  # the runtime's files, as they are
+    assert (page / "ort" / "ort.wasm.min.js").read_text() == "// ort.wasm.min.js"  # the runtime's files, as they are
+    assert file_assets(page) == {
+        "config": config,
+        "loader": (page / "ort" / web.RUNTIME_LOADER).read_bytes(),
+        "wasm": (page / "ort" / web.RUNTIME_BINARY).read_bytes(),
+        "detector": (page / "detector.onnx").read_bytes(),
+        "nprMap": (page / "npr-map.onnx").read_bytes(),
+    }
 
     def fails_half_way(model, folder, *args):
         os.makedirs(folder)

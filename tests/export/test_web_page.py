@@ -61,14 +61,6 @@ def page(browser, weights, tmp_path_factory):
         assert opened.errors == [], opened.errors
 
 
-def test_opened_from_a_file_the_page_says_to_serve_it(browser, page):
-    opened = browser.new_page()
-    opened.goto(f"file://{page.folder}/index.html")
-    opened.wait_for_selector('#status[data-state="error"]')
-    assert "Serve this folder with any static server" in opened.inner_text("#status")
-    opened.close()
-
-
 def detect(capsys, paths, *options):
     """npr-detect's probability for each file, by file name."""
     capsys.readouterr()
@@ -89,9 +81,9 @@ def expected_hashes(image: Image.Image):
     return sha256(np.asarray(image)), sha256(nprs.numpy().astype("<f4"))
 
 
-def test_pngs_of_every_kind_match_npr_detect_pixels_and_map(page, tmp_path, weights, capsys):
-    paths = write_png_kinds(tmp_path / "pngs")
-    results = page.run(paths)
+def assert_npr_detect_pixels_and_map(results, paths, weights, capsys):
+    """The page's `results` for `paths`: npr-detect's probabilities within 1e-5, PIL's pixels and
+    npr_cuda.npr's map bit for bit."""
     expected = detect(capsys, paths, "--weights", weights)
     assert sorted(results) == sorted(expected) and len(expected) == len(paths)
     for path in paths:
@@ -103,7 +95,26 @@ def test_pngs_of_every_kind_match_npr_detect_pixels_and_map(page, tmp_path, weig
         assert shown["mapSha256"] == nprs, f"{name}: the page's map is not npr_cuda.npr's"
         assert shown["label"] == ("fake" if expected[name] > 0.5 else "real")
     assert max(expected.values()) - min(expected.values()) > 1e-3  # not all alike
+
+
+def test_pngs_of_every_kind_match_npr_detect_pixels_and_map(page, tmp_path, weights, capsys):
+    paths = write_png_kinds(tmp_path / "pngs")
+    assert_npr_detect_pixels_and_map(page.run(paths), paths, weights, capsys)
     assert page.status()["text"].startswith(f"{len(paths)} of {len(paths)} images")
+
+
+def test_opened_from_a_file_the_page_works_alike(browser, page, tmp_path, weights, capsys):
+    """index.html opened from the folder (file://), where browsers fetch nothing and refuse
+    modules: the page runs from its classic scripts and npr-file-assets.js, one thread."""
+    opened = BrowserPage(browser, f"file://{page.folder}/")
+    try:
+        assert opened.status()["state"] == "ready", opened.status()
+        assert opened.page.eval_on_selector("#status", "e => e.dataset.threads") == "1"
+        paths = write_png_kinds(tmp_path / "pngs")
+        assert_npr_detect_pixels_and_map(opened.run(paths), paths, weights, capsys)
+        assert opened.errors == [], opened.errors
+    finally:
+        opened.page.close()
 
 
 def write_bomb_png(path, width=50_000, height=50_000):
@@ -171,7 +182,7 @@ def test_resize_and_crop_are_pillow_and_torchvision_exactly(page, size, resize, 
     expected = np.asarray(pil_resize_crop(Image.fromarray(pixels), resize, crop))
     config = {"resize": resize, "crop": crop, "min_side": 2}
     image = {"width": size[0], "height": size[1], "rgb": pixels.flatten().tolist()}
-    prepared = page.call_module("npr-preprocess.js", "prepare", image, config)["image"]
+    prepared = page.call("prepare", image, config)["image"]
     assert (prepared["width"], prepared["height"]) == expected.shape[1::-1]
     assert np.array_equal(np.array(prepared["rgb"], dtype=np.uint8).reshape(expected.shape), expected)
 

@@ -150,14 +150,14 @@ class BrowserPage:
         height, width, data = encoded
         return np.frombuffer(base64.b64decode(data), dtype=np.uint8).reshape(height, width, 3)
 
-    def call_module(self, module: str, function: str, *args):
-        """`function(...args)` of one of the page's modules, run in the page. An argument's `rgb`
-        list becomes a Uint8Array there; typed arrays in the result come back as lists."""
+    def call(self, function: str, *args):
+        """`function(...args)`, one of the functions the page's scripts put in globalThis.NprPage,
+        run in the page. An argument's `rgb` list becomes a Uint8Array there; typed arrays in the
+        result come back as lists."""
         return self.page.evaluate(
             f"""async args => {{
-                const module = await import('./{module}');
                 const given = args.map(a => a && Array.isArray(a.rgb) ? {{...a, rgb: Uint8Array.from(a.rgb)}} : a);
-                const result = await module.{function}(...given);
+                const result = await globalThis.NprPage.{function}(...given);
                 return JSON.parse(JSON.stringify(result, (k, v) => ArrayBuffer.isView(v) ? Array.from(v) : v));
             }}""",
             list(args),
