@@ -17,6 +17,7 @@ given repeats times and the median is reported.
 import argparse
 import contextlib
 import os
+import pathlib
 import statistics
 import sys
 import tempfile
@@ -75,7 +76,7 @@ def time_batches(page, paths, repeats):
 def page_url(folder, setting):
     """The URL of the page's folder, served (plain or isolated) or as a file:// URL."""
     if setting == "file":
-        yield f"file://{folder}/"
+        yield pathlib.Path(folder).as_uri() + "/"
         return
     with served(folder, ISOLATION_HEADERS if setting == "isolated" else None) as url:
         yield url

@@ -374,7 +374,7 @@ class _Training:
             initial=self.samples_done // config.batch_size,
             total=self.samples_done // config.batch_size + len(loader),
         )
-        stopping = False
+        stopping, agreed = False, True
         try:
             for batch in progress:
                 stopping = self.train_batch(batch, tally, stop)
@@ -388,11 +388,11 @@ class _Training:
         except RuntimeError:  # a Ctrl-C also stops the data workers, and the next fetch fails
             if stop.signum is None:
                 raise
-            stopping = True
+            stopping, agreed = True, False  # in this process alone: the others may be at another step
         finally:
             progress.close()
         if stopping:
-            self.checkpoint()
+            self.checkpoint(agreed)
             raise Interrupted(stop.signum, self.epoch, self.samples_done // config.batch_size, self.checkpoint_path)
         tally.verdict(self.epoch, final=True)
         return self.epoch_record(tally, time.perf_counter() - start)
@@ -467,7 +467,7 @@ class _Training:
         scored.sort(key=lambda item: self.val_order[item[0]])
         labels, probs = [label for _, label, _ in scored], [prob for _, _, prob in scored]
         metrics = binary_metrics(labels, probs)
-        skipped = self.procs.gather([failure.path for failure in mine.failures])
+        skipped = sorted(self.procs.gather([failure.path for failure in mine.failures]), key=self.val_order.get)
         record.update(val_images=len(scored), val_skipped_images=skipped, val_acc=metrics["acc"], val_ap=metrics["ap"])
         not_numbers = int(np.isnan(probs).sum())
         if not_numbers and self.procs.main:
@@ -489,13 +489,16 @@ class _Training:
             raise
         self.log(record)
 
-    def checkpoint(self):
+    def checkpoint(self, agreed: bool = True):
         """The training state, written atomically by the main process. What the main process
         found, every process raises alike (none is left waiting in a collective): Diverged when
         the weights hold NaN or Inf (the checkpoint on disk, if any, holds the last good state
-        and is kept), CheckpointWriteError when the write failed."""
+        and is kept), CheckpointWriteError when the write failed. Not `agreed` (a stop that only
+        this process saw, which the others may meet at another step), no collective: the main
+        process raises what it found, the others nothing."""
         outcome = self.save() if self.procs.main else None
-        outcome = self.procs.main_says(outcome)
+        if agreed:
+            outcome = self.procs.main_says(outcome)
         if outcome == DIVERGED:
             raise Diverged(self.divergence_message())
         if outcome:
@@ -522,6 +525,8 @@ class _Training:
             save_training_state(self.checkpoint_path, state)
         except CheckpointWriteError as error:
             return str(error)
+        except Exception as error:  # anything else too: the other processes wait for the outcome
+            return f"could not write checkpoint {self.checkpoint_path}: {type(error).__name__}: {error}"
         return None
 
     def divergence_message(self) -> str:

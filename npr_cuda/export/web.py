@@ -38,14 +38,7 @@ ONNXRUNTIME_WEB_VERSION = "1.31.1"
 RUNTIME_FILES = ("ort.wasm.min.js", "ort-wasm-simd-threaded.mjs", "ort-wasm-simd-threaded.wasm")
 RUNTIME_LOADER, RUNTIME_BINARY = RUNTIME_FILES[1:]
 # The page, from npr_cuda/export/web_page/ (package data).
-PAGE_FILES = (
-    "index.html",
-    "npr-page.css",
-    "npr-page.js",
-    "npr-decode.js",
-    "npr-png.js",
-    "npr-preprocess.js",
-)
+PAGE_FILES = ("index.html", "npr-page.css", "npr-page.js", "npr-decode.js", "npr-png.js", "npr-preprocess.js")
 CONFIG_FILE = "npr-web.json"
 FILE_ASSETS = "npr-file-assets.js"
 RUNTIME_FOLDER = "ort"

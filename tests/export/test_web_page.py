@@ -9,6 +9,8 @@ NPR_REQUIRE_BROWSER=1 (.ci/run), where that is a failure."""
 import hashlib
 import json
 import os
+import pathlib
+import shutil
 import struct
 import zlib
 
@@ -103,18 +105,37 @@ def test_pngs_of_every_kind_match_npr_detect_pixels_and_map(page, tmp_path, weig
     assert page.status()["text"].startswith(f"{len(paths)} of {len(paths)} images")
 
 
+def folder_uri(folder) -> str:
+    return pathlib.Path(folder).as_uri() + "/"
+
+
 def test_opened_from_a_file_the_page_works_alike(browser, page, tmp_path, weights, capsys):
     """index.html opened from the folder (file://), where browsers fetch nothing and refuse
     modules: the page runs from its classic scripts and npr-file-assets.js, one thread."""
-    opened = BrowserPage(browser, f"file://{page.folder}/")
+    opened = BrowserPage(browser, folder_uri(page.folder))
     try:
         assert opened.status()["state"] == "ready", opened.status()
         assert opened.page.eval_on_selector("#status", "e => e.dataset.threads") == "1"
         paths = write_png_kinds(tmp_path / "pngs")
         assert_npr_detect_pixels_and_map(opened.run(paths), paths, weights, capsys)
-        assert opened.errors == [], opened.errors
+        assert opened.errors == [] and opened.outside == [], (opened.errors, opened.outside)
     finally:
         opened.page.close()
+
+
+def test_opened_from_a_file_that_fails_the_page_says_to_serve_it(browser, page, tmp_path):
+    """Where the file:// route fails (a browser that refuses it; here, the assets file removed),
+    the message says how to serve the folder instead."""
+    copy = shutil.copytree(page.folder, tmp_path / "page with a space")
+    os.remove(copy / "npr-file-assets.js")
+    opened = browser.new_page()
+    try:
+        opened.goto(folder_uri(copy) + "index.html")
+        opened.wait_for_selector('#status[data-state="error"]')
+        text = opened.inner_text("#status")
+        assert "npr-file-assets.js could not be loaded" in text and "serve this folder" in text, text
+    finally:
+        opened.close()
 
 
 def write_bomb_png(path, width=50_000, height=50_000):

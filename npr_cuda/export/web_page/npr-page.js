@@ -59,15 +59,21 @@
 
   // Opened from a file: browsers fetch nothing for a file:// page, but run its classic scripts.
   // npr-file-assets.js holds the same settings, runtime and models, as base64; the runtime's
-  // loader is imported from a blob: URL. One thread: such a page is not cross-origin isolated.
+  // loader is imported from a blob: URL. One thread: threads need a cross-origin-isolated page,
+  // which a file:// page is not.
   async function localFiles() {
     await loadScript('npr-file-assets.js');
     const assets = globalThis.NprFileAssets;
-    const loader = new Blob([fromBase64(assets.loader)], { type: 'text/javascript' });
+    delete globalThis.NprFileAssets; // 28 MB of text, not kept once decoded
+    const loader = URL.createObjectURL(new Blob([fromBase64(assets.loader)], { type: 'text/javascript' }));
     ort.env.wasm.wasmBinary = fromBase64(assets.wasm);
-    ort.env.wasm.wasmPaths = { mjs: URL.createObjectURL(loader) };
+    ort.env.wasm.wasmPaths = { mjs: loader };
     ort.env.wasm.numThreads = 1;
-    return { config: assets.config, detector: fromBase64(assets.detector), nprMap: fromBase64(assets.nprMap) };
+    const release = () => {
+      URL.revokeObjectURL(loader);
+      ort.env.wasm.wasmBinary = undefined; // compiled by then
+    };
+    return { config: assets.config, detector: fromBase64(assets.detector), nprMap: fromBase64(assets.nprMap), release };
   }
 
   async function loadModels() {
@@ -75,6 +81,7 @@
     const options = { executionProviders: ['wasm'], graphOptimizationLevel: 'all' };
     const detector = await ort.InferenceSession.create(files.detector, options);
     const nprMap = await ort.InferenceSession.create(files.nprMap, options);
+    files.release?.();
     return { config: files.config, detector, nprMap };
   }
 
@@ -229,7 +236,12 @@
     try {
       models = await loadModels();
     } catch (error) {
-      setStatus('error', `The detector could not be loaded: ${error.message || error}`);
+      const hint =
+        location.protocol === 'file:'
+          ? ' If this browser refuses pages opened from a file, serve this folder with any static server, ' +
+            'for example `python -m http.server -d FOLDER -b 127.0.0.1 8000`, and open http://127.0.0.1:8000/.'
+          : '';
+      setStatus('error', `The detector could not be loaded: ${error.message || error}.${hint}`);
       return;
     }
     const { config } = models;
