@@ -76,6 +76,40 @@ def test_interrupt_inside_an_epoch_saves_and_resume_continues_exactly(data, tmp_
     assert signal.getsignal(signum) is handler_before  # the handler found before the run, restored
 
 
+class FailsOnSecondFetch:
+    """An epoch's loader whose second fetch fails, as when a signal has also ended its data workers."""
+
+    def __init__(self, loader):
+        self.loader = loader
+
+    def __len__(self):
+        return len(self.loader)
+
+    def __iter__(self):
+        for index, batch in enumerate(self.loader):
+            if index == 1:
+                raise RuntimeError("DataLoader worker (pid 1) exited unexpectedly")
+            yield batch
+
+
+def test_a_stop_this_process_alone_saw_checkpoints_with_no_collective(data, tmp_path, monkeypatch):
+    """A signal, then a failed fetch: a stop the other processes may meet at another step, so its
+    checkpoint is written without the collective that shares the main process's outcome."""
+    signal_at_step(monkeypatch, signal.SIGTERM, 1)
+    real_loader = training._Training.epoch_loader
+    monkeypatch.setattr(training._Training, "epoch_loader", lambda self: FailsOnSecondFetch(real_loader(self)))
+
+    def collective(procs, value):
+        raise AssertionError("a collective in a stop that only this process saw")
+
+    monkeypatch.setattr(training.Processes, "main_says", collective)
+    with pytest.raises(SystemExit) as stopped:
+        train_cli.main(train_args(data, tmp_path, "--niter", "2", "--val-split", ""))
+    assert stopped.value.code == 128 + signal.SIGTERM
+    saved = torch.load(tmp_path / "last.pth", weights_only=True)
+    assert (saved["epoch"], saved["step"]) == (0, 1)
+
+
 def test_data_workers_do_not_change_the_result(data, tmp_path):
     for workers in ("0", "2"):
         args = train_args(
